@@ -1,0 +1,26 @@
+# The two commands: `make run` (the console with its worker and scheduler) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PORT ?= 8000
+
+.PHONY: run test install lint clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	OPSCONSOLE_SANDBOX=1 $(VENV)/bin/python manage.py runconsole --port $(PORT)
+
+test: install
+	scripts/test.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""Backups: policies, backups, restores, retention and verification (issue 5)."""

@@ -1,0 +1,1 @@
+"""Deployments: environments, releases, deploy and rollback runs, locks and approvals."""

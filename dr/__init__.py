@@ -1,0 +1,1 @@
+"""Disaster recovery: DR plans, readiness, guarded failover, drills (issue 7)."""

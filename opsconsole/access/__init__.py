@@ -1,0 +1,1 @@
+"""Roles per environment, the permission helper, API tokens, login throttling, sudo mode."""

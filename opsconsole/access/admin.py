@@ -1,0 +1,34 @@
+from django.contrib import admin
+
+from opsconsole.access.models import ApiToken, RoleBinding
+from opsconsole.audit.admin import AuditedAdmin
+
+
+@admin.register(RoleBinding)
+class RoleBindingAdmin(AuditedAdmin):
+    list_display = ["user", "role", "environment"]
+    list_filter = ["role", "environment"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created on the API tokens page (shown once there); the admin only lists them."""
+
+    list_display = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = [
+        "name",
+        "prefix",
+        "token_hash",
+        "scopes",
+        "environments",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,77 @@
+"""The one permission helper every view and API endpoint uses.
+
+A principal is either a user (roles held as RoleBinding rows) or an API token (scopes plus an
+optional list of environments). `allowed(principal, action, environment)` answers; `require`
+raises PermissionDenied with a message the user understands.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+
+from opsconsole.access.models import ROLE_ACTIONS, ApiToken
+
+
+def principal_of(request):
+    token = getattr(request, "api_token", None)
+    return token if token is not None else request.user
+
+
+def _user_grants(user) -> dict[int | None, set[str]]:
+    """environment id (None = every environment) -> actions, computed once per user object."""
+    cached = getattr(user, "_opsconsole_grants", None)
+    if cached is None:
+        cached = {}
+        for role, env_id in user.role_bindings.values_list("role", "environment_id"):
+            cached.setdefault(env_id, set()).update(ROLE_ACTIONS.get(role, ()))
+        user._opsconsole_grants = cached
+    return cached
+
+
+def _token_environment_ids(token: ApiToken) -> set[int]:
+    cached = getattr(token, "_opsconsole_env_ids", None)
+    if cached is None:
+        cached = set(token.environments.values_list("id", flat=True))
+        token._opsconsole_env_ids = cached
+    return cached
+
+
+def allowed(principal, action: str, environment=None) -> bool:
+    """May this principal perform `action` in `environment` (or anywhere, when None)?"""
+    if principal is None:
+        return False
+    if isinstance(principal, ApiToken):
+        if not principal.is_active or action not in principal.scopes:
+            return False
+        env_ids = _token_environment_ids(principal)
+        return environment is None or not env_ids or environment.pk in env_ids
+    if not principal.is_authenticated or not principal.is_active:
+        return False
+    if principal.is_superuser:
+        return True
+    grants = _user_grants(principal)
+    if action in grants.get(None, ()):
+        return True
+    if environment is None:
+        return any(action in actions for actions in grants.values())
+    return action in grants.get(environment.pk, ())
+
+
+def require(request, action: str, environment=None) -> None:
+    if not allowed(principal_of(request), action, environment):
+        where = f" in {environment}" if environment is not None else ""
+        raise PermissionDenied(f"You do not have permission to {action}{where}.")
+
+
+def visible_environment_ids(principal) -> set[int] | None:
+    """Environment ids the principal may view; None means every environment."""
+    if isinstance(principal, ApiToken):
+        if "view" not in principal.scopes:
+            return set()
+        return _token_environment_ids(principal) or None
+    if principal.is_superuser:
+        return None
+    grants = _user_grants(principal)
+    if None in grants:
+        return None
+    return {env_id for env_id, actions in grants.items() if "view" in actions}

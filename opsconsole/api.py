@@ -1,0 +1,74 @@
+"""Helpers for the JSON API under /api/v1/: authentication by token or session, JSON errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+
+from opsconsole.access.permissions import principal_of
+
+MAX_JSON_DEPTH = 20
+
+
+class BadRequest(Exception):
+    pass
+
+
+def error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def _depth(value, level: int = 0) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def json_body(request) -> dict:
+    if not request.body:
+        return {}
+    try:
+        body = json.loads(request.body)
+    except (ValueError, RecursionError):
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.")
+    return body
+
+
+def api_endpoint(*methods: str):
+    """Allow `methods`, require a token or a signed-in user, and turn errors into JSON."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                response = error(405, f"Use {' or '.join(methods)}.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            principal = principal_of(request)
+            if getattr(request, "api_token_attempted", False) and request.api_token is None:
+                return error(401, "The API token is not valid or has been revoked.")
+            if not getattr(principal, "is_authenticated", False) and request.api_token is None:
+                return error(401, "Authenticate with an API token (Authorization: Bearer ...).")
+            try:
+                return view(request, *args, **kwargs)
+            except BadRequest as exc:
+                return error(400, str(exc))
+            except PermissionDenied as exc:
+                return error(403, str(exc) or "Permission denied.")
+            except Http404:
+                return error(404, "Not found.")
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,52 @@
+"""The admin shows the audit log read-only, and audits every change made through the admin."""
+
+from django.contrib import admin
+from django.forms.models import model_to_dict
+
+from opsconsole.audit.log import record
+from opsconsole.audit.models import AuditEvent
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Records every admin add, change and delete in the audit log."""
+
+    def _audit(self, request, obj, verb: str, details: dict) -> None:
+        label = obj._meta.label_lower
+        environment = getattr(obj, "environment", None) if label != "deployments.environment" else obj
+        record(
+            f"admin.{label}.{verb}",
+            target=f"{label}:{obj.pk}",
+            environment=getattr(environment, "name", "") or "",
+            details=details,
+            request=request,
+        )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        changed = {name: str(form.cleaned_data.get(name))[:200] for name in form.changed_data}
+        self._audit(request, obj, "changed" if change else "added", {"fields": changed})
+
+    def delete_model(self, request, obj):
+        snapshot = {k: str(v)[:200] for k, v in model_to_dict(obj).items()}
+        super().delete_model(request, obj)
+        self._audit(request, obj, "deleted", {"was": snapshot})
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["seq", "at", "actor_name", "action", "target", "environment", "outcome"]
+    list_filter = ["outcome"]
+    search_fields = ["action", "actor_name", "target"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,1 @@
+"""Runs: the Run state machine, its event log, dispatch to a queue and the runner."""

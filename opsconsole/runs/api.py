@@ -1,0 +1,119 @@
+"""JSON API for runs: list, start, show, stream events, cancel."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+
+from deployments.models import Environment
+from opsconsole.access.models import Action
+from opsconsole.access.permissions import principal_of, require, visible_environment_ids
+from opsconsole.api import BadRequest, api_endpoint, json_body
+from opsconsole.runs.models import Run, Status
+from opsconsole.runs.services import LaunchRefused, NotPermitted, cancel, launch
+from opsconsole.ui.pagination import keyset_page, parse_int
+
+
+def run_json(run: Run) -> dict:
+    return {
+        "id": run.pk,
+        "kind": run.kind,
+        "status": run.status,
+        "environment": run.environment.name if run.environment_id else None,
+        "params": run.params,
+        "result": run.result,
+        "error": run.error,
+        "requested_by": run.requested_by_name,
+        "created_at": run.created_at.isoformat(),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "cancel_requested": run.cancel_requested,
+        "terminal": run.is_terminal,
+    }
+
+
+def _visible(request, run_id: int) -> Run:
+    run = get_object_or_404(Run.objects.select_related("environment"), pk=run_id)
+    require(request, Action.VIEW, run.environment)
+    return run
+
+
+@csrf_exempt  # token requests carry no cookie; session requests are checked in the view
+@api_endpoint("GET", "POST")
+def runs(request):
+    principal = principal_of(request)
+    if request.method == "POST":
+        _enforce_csrf_for_session(request)
+        body = json_body(request)
+        environment = None
+        if body.get("environment"):
+            environment = Environment.objects.filter(name=str(body["environment"])).first()
+            if environment is None:
+                raise BadRequest(f"There is no environment called {str(body['environment'])[:60]!r}.")
+        params = body.get("params") or {}
+        if not isinstance(params, dict):
+            raise BadRequest("params must be a JSON object.")
+        try:
+            run = launch(str(body.get("kind", "")), principal=principal, environment=environment, params=params)
+        except NotPermitted as exc:
+            raise PermissionDenied(str(exc)) from None
+        except LaunchRefused as exc:
+            raise BadRequest(str(exc)) from None
+        return JsonResponse(run_json(run), status=201)
+
+    require(request, Action.VIEW)
+    runs = Run.objects.select_related("environment")
+    env_ids = visible_environment_ids(principal)
+    if env_ids is not None:
+        runs = runs.filter(environment_id__in=env_ids)
+    status = request.GET.get("status")
+    if status:
+        if status not in Status.values:
+            raise BadRequest(f"status must be one of {', '.join(Status.values)}.")
+        runs = runs.filter(status=status)
+    page = keyset_page(runs, "id", parse_int(request.GET.get("before")))
+    return JsonResponse({"runs": [run_json(run) for run in page.items], "next_before": page.next_before})
+
+
+@api_endpoint("GET")
+def run_detail(request, run_id: int):
+    return JsonResponse(run_json(_visible(request, run_id)))
+
+
+@api_endpoint("GET")
+def run_events(request, run_id: int):
+    run = _visible(request, run_id)
+    after = parse_int(request.GET.get("after")) or 0
+    events = [
+        {"seq": e.seq, "at": e.at.isoformat(), "level": e.level, "message": e.message, "data": e.data}
+        for e in run.events_after(after, 2000)
+    ]
+    return JsonResponse({"status": run.status, "terminal": run.is_terminal, "events": events})
+
+
+@csrf_exempt
+@api_endpoint("POST")
+def run_cancel(request, run_id: int):
+    _enforce_csrf_for_session(request)
+    run = _visible(request, run_id)
+    try:
+        cancel(run, principal_of(request))
+    except NotPermitted as exc:
+        raise PermissionDenied(str(exc)) from None
+    except LaunchRefused as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
+    run.refresh_from_db()
+    return JsonResponse(run_json(run), status=202)
+
+
+def _enforce_csrf_for_session(request) -> None:
+    """A browser session calling the API must present the CSRF token, like any form."""
+    if request.api_token is not None:
+        return
+    from django.middleware.csrf import CsrfViewMiddleware
+
+    reason = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+    if reason is not None:
+        raise PermissionDenied("CSRF check failed.")

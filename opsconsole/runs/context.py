@@ -1,0 +1,104 @@
+"""What a job function gets: its run, a logger whose records become RunEvents as they happen,
+cooperative cancellation and secret redaction."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.db.models import Max
+
+from opsconsole.runs.models import Level, Run, RunEvent
+
+JOB_LOGGER = "opsconsole.jobs"
+LEVELS = {
+    logging.DEBUG: Level.DEBUG,
+    logging.INFO: Level.INFO,
+    logging.WARNING: Level.WARNING,
+    logging.ERROR: Level.ERROR,
+    logging.CRITICAL: Level.ERROR,
+}
+_current_writer: ContextVar[EventWriter | None] = ContextVar("current_event_writer", default=None)
+
+
+class RunFailed(Exception):
+    """An expected failure: the run ends `failed` with this message (not `errored`)."""
+
+
+class Canceled(Exception):
+    """Raised by check_cancel() when someone asked the run to stop."""
+
+
+class EventWriter:
+    """Appends RunEvents for one run with consecutive sequence numbers, redacting secrets."""
+
+    def __init__(self, run: Run):
+        self.run_id = run.pk
+        self.seq = RunEvent.objects.filter(run_id=run.pk).aggregate(m=Max("seq"))["m"] or 0
+        self.secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "********")
+        return text
+
+    def write(self, message: str, level: str = Level.INFO, data: dict | None = None) -> RunEvent:
+        with self._lock:
+            self.seq += 1
+            return RunEvent.objects.create(
+                run_id=self.run_id, seq=self.seq, level=level, message=self.redact(message), data=data or {}
+            )
+
+
+def append_event(run: Run, message: str, level: str = Level.INFO, data: dict | None = None) -> RunEvent:
+    """Append one event from outside the runner (the reaper, a cancel request)."""
+    return EventWriter(run).write(message, level, data)
+
+
+class RunEventHandler(logging.Handler):
+    """Sends records of the job loggers to the run being executed in this context."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        writer = _current_writer.get()
+        if writer is None:
+            return
+        try:
+            data = getattr(record, "data", None)
+            writer.write(record.getMessage(), LEVELS.get(record.levelno, Level.INFO), data)
+        except Exception:  # a log line must never take the job down
+            self.handleError(record)
+
+
+_handler = RunEventHandler()
+_job_logger = logging.getLogger(JOB_LOGGER)
+_job_logger.addHandler(_handler)
+_job_logger.setLevel(logging.DEBUG)
+
+
+@contextmanager
+def capture(writer: EventWriter):
+    token = _current_writer.set(writer)
+    try:
+        yield
+    finally:
+        _current_writer.reset(token)
+
+
+class RunContext:
+    def __init__(self, run: Run, writer: EventWriter):
+        self.run = run
+        self.params = run.params
+        self.writer = writer
+        self.log = logging.getLogger(f"{JOB_LOGGER}.{run.kind}")
+
+    def add_secret(self, value: str) -> None:
+        """Never let this value reach a run event, whatever the job logs."""
+        if value:
+            self.writer.secrets.add(value)
+
+    def check_cancel(self) -> None:
+        if Run.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
+            raise Canceled()

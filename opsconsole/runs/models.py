@@ -1,0 +1,171 @@
+"""Run: one row that is the truth about one execution; RunEvent: its append-only log;
+EnvironmentLock: at most one mutating run (or a manual hold) per environment.
+
+State changes go through `Run.transition()`, a conditional UPDATE that refuses what the state
+machine forbids, so two processes can never both move a run out of the same state.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    ROLLING_BACK = "rolling_back", "Rolling back"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ERRORED = "errored", "Errored"
+    CANCELED = "canceled", "Canceled"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+ACTIVE = frozenset({Status.AWAITING_APPROVAL, Status.QUEUED, Status.RUNNING, Status.ROLLING_BACK})
+EXECUTING = frozenset({Status.RUNNING, Status.ROLLING_BACK})
+TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.ERRORED, Status.CANCELED, Status.ROLLED_BACK})
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.AWAITING_APPROVAL: frozenset({Status.QUEUED, Status.CANCELED}),
+    Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELED, Status.ERRORED}),
+    Status.RUNNING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.ERRORED, Status.CANCELED, Status.ROLLING_BACK}),
+    Status.ROLLING_BACK: frozenset({Status.ROLLED_BACK, Status.FAILED, Status.ERRORED}),
+    **{status: frozenset() for status in TERMINAL},
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, run_id: int, current: str, wanted: str):
+        self.current, self.wanted = current, wanted
+        super().__init__(f"Run #{run_id} cannot go from {current} to {wanted}.")
+
+
+class Run(models.Model):
+    kind = models.CharField(max_length=60, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    environment = models.ForeignKey(
+        "deployments.Environment", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    params = models.JSONField(default=dict, blank=True, help_text="The definition, copied at launch.")
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["environment", "-id"]),
+            models.Index(fields=["status", "-id"]),
+            models.Index(fields=["kind", "-id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} {self.kind}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def duration(self):
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    def transition(self, to: str, **fields) -> None:
+        """Move to `to` if the state machine allows it from the current stored state.
+
+        The UPDATE is conditional on the state read, so a concurrent change makes it fail
+        loudly instead of overwriting. Extra fields are saved in the same statement.
+        """
+        current = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
+        if current is None or to not in TRANSITIONS[current]:
+            raise IllegalTransition(self.pk, current, to)
+        now = timezone.now()
+        if to in TERMINAL:
+            fields.setdefault("finished_at", now)
+        updated = type(self).objects.filter(pk=self.pk, status=current).update(status=to, **fields)
+        if not updated:
+            latest = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            raise IllegalTransition(self.pk, latest, to)
+        self.status = to
+        for name, value in fields.items():
+            setattr(self, name, value)
+        if to in TERMINAL:
+            EnvironmentLock.objects.filter(run_id=self.pk).delete()
+
+    def events_after(self, seq: int, limit: int = 1000):
+        return self.events.filter(seq__gt=seq).order_by("seq")[:limit]
+
+
+class Level(models.TextChoices):
+    DEBUG = "debug", "Debug"
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+
+
+class RunEvent(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.IntegerField()
+    at = models.DateTimeField(default=timezone.now)
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="unique_run_event_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.seq} {self.message[:60]}"
+
+
+class LockHeld(Exception):
+    def __init__(self, lock: EnvironmentLock | None):
+        self.lock = lock
+        holder = lock.describe() if lock else "another run"
+        super().__init__(f"The environment is locked by {holder}.")
+
+
+class EnvironmentLock(models.Model):
+    """At most one row per environment: the run mutating it, or a person holding it by hand."""
+
+    environment = models.OneToOneField("deployments.Environment", on_delete=models.CASCADE, related_name="lock")
+    run = models.OneToOneField(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="lock")
+    held_by = models.CharField(max_length=150, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    acquired_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.environment} locked by {self.describe()}"
+
+    def describe(self) -> str:
+        if self.run_id:
+            return f"run #{self.run_id}"
+        return f"{self.held_by} ({self.reason})" if self.reason else self.held_by
+
+    @classmethod
+    def acquire(cls, environment, *, run: Run | None = None, held_by: str = "", reason: str = "") -> EnvironmentLock:
+        """Take the lock or raise LockHeld naming the holder. Never waits."""
+        try:
+            with transaction.atomic():
+                return cls.objects.create(environment=environment, run=run, held_by=held_by, reason=reason)
+        except IntegrityError:
+            raise LockHeld(cls.objects.filter(environment=environment).first()) from None

@@ -1,0 +1,55 @@
+"""The reaper, run on a schedule: ends runs whose worker stopped heartbeating, frees their
+locks, and re-sends queued runs whose message may have been lost."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from opsconsole.runs.context import append_event
+from opsconsole.runs.models import EXECUTING, EnvironmentLock, IllegalTransition, Level, Run, Status
+
+
+def reap() -> dict:
+    from opsconsole.runs.dispatch import dispatch_safely
+    from opsconsole.runs.runner import audit_outcome, dispatch_next_waiting
+
+    now = timezone.now()
+    lost_before = now - timedelta(seconds=settings.RUN_LOST_AFTER_SECONDS)
+    reaped = []
+    for run in Run.objects.filter(status__in=EXECUTING, heartbeat_at__lt=lost_before).select_related("environment"):
+        reason = (
+            f"worker lost: {run.worker or 'unknown worker'} stopped heartbeating at {run.heartbeat_at:%H:%M:%S} UTC"
+        )
+        with transaction.atomic():
+            try:
+                run.transition(Status.ERRORED, error=reason)
+            except IllegalTransition:
+                continue
+            append_event(run, f"Errored ({reason}). The environment lock was released.", Level.ERROR)
+            audit_outcome(run, {"reason": "worker_lost"})
+            dispatch_next_waiting(run.environment_id)
+        reaped.append(run.pk)
+
+    # Locks left by runs that ended some other way (defensive: transition() frees them).
+    stale = EnvironmentLock.objects.filter(run__isnull=False).exclude(run__status__in=EXECUTING)
+    freed = list(stale.values_list("environment_id", flat=True))
+    stale.delete()
+    for environment_id in freed:
+        dispatch_next_waiting(environment_id)
+
+    # Queued runs whose message went missing (a broker that lost its data, say). Claiming is
+    # conditional, so a duplicate message is harmless. Runs waiting on a held lock are left alone.
+    resent = []
+    locked_envs = EnvironmentLock.objects.values_list("environment_id", flat=True)
+    for run_id in (
+        Run.objects.filter(status=Status.QUEUED, created_at__lt=lost_before)
+        .exclude(environment_id__in=locked_envs)
+        .values_list("pk", flat=True)[:100]
+    ):
+        dispatch_safely(run_id)
+        resent.append(run_id)
+    return {"reaped": reaped, "freed_locks": freed, "resent": resent}

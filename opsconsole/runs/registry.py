@@ -1,0 +1,51 @@
+"""The run kinds the console knows. Apps register theirs with @run_kind in their AppConfig.ready.
+
+A kind names the job function, the permission needed to start it, whether it needs an
+environment and whether it takes the environment's lock while it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+
+class EnvironmentUse(Enum):
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class RunKind:
+    name: str
+    label: str
+    func: Callable
+    action: str = "run"
+    environment: EnvironmentUse = EnvironmentUse.REQUIRED
+    locks_environment: bool = True
+    validate: Callable[[dict], dict] | None = None
+
+
+class UnknownRunKind(LookupError):
+    def __init__(self, name: str):
+        super().__init__(f"There is no run kind called {name!r}. Known kinds: {', '.join(sorted(REGISTRY))}.")
+
+
+REGISTRY: dict[str, RunKind] = {}
+
+
+def run_kind(name: str, label: str, **options) -> Callable:
+    def register(func: Callable) -> Callable:
+        REGISTRY[name] = RunKind(name=name, label=label, func=func, **options)
+        return func
+
+    return register
+
+
+def get_kind(name: str) -> RunKind:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownRunKind(name) from None

@@ -1,0 +1,32 @@
+"""Scheduled work. The schedule lives in django-celery-beat's tables (editable in the admin) and
+fires with either queue backend: Celery beat reads it with its database scheduler; with RQ,
+`run_scheduler` registers the same rows with RQ's cron scheduler."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+REAPER_TASK = "opsconsole.runs.tasks.reap_runs"
+
+
+def ensure_core_schedules() -> None:
+    """Create (or correct) the console's own periodic tasks. Idempotent."""
+    every, _ = IntervalSchedule.objects.get_or_create(
+        every=settings.REAPER_INTERVAL_SECONDS, period=IntervalSchedule.SECONDS
+    )
+    PeriodicTask.objects.update_or_create(
+        name="opsconsole: reap lost runs",
+        defaults={"task": REAPER_TASK, "interval": every, "crontab": None, "enabled": True},
+    )
+
+
+def crontab_expression(schedule) -> str:
+    return " ".join(
+        [schedule.minute, schedule.hour, schedule.day_of_month, schedule.month_of_year, schedule.day_of_week]
+    )
+
+
+def interval_seconds(schedule) -> int:
+    multipliers = {"microseconds": 0, "seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+    return max(1, schedule.every * multipliers.get(schedule.period, 1))

@@ -1,0 +1,134 @@
+"""Starting and stopping runs: the functions views, the API and the CLI all call.
+
+launch(): permission -> validate -> check the queue -> atomic(create run, audit) -> dispatch on
+commit. Every user-caused error raises LaunchRefused with a clear message and changes nothing.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from opsconsole.access.permissions import allowed
+from opsconsole.audit.log import record
+from opsconsole.audit.models import Outcome
+from opsconsole.runs.context import append_event
+from opsconsole.runs.dispatch import QueueUnavailable, check_queue, dispatch_safely
+from opsconsole.runs.models import ACTIVE, IllegalTransition, Level, Run, Status
+from opsconsole.runs.registry import EnvironmentUse, UnknownRunKind, get_kind
+
+
+class LaunchRefused(Exception):
+    """A run could not be started; the message says why, for the user."""
+
+
+class NotPermitted(LaunchRefused):
+    """The principal may not do this (an API answers 403 rather than 400)."""
+
+
+def principal_name(principal) -> str:
+    if principal is None:
+        return "system"
+    if hasattr(principal, "token_hash"):
+        return f"token:{principal.name}"
+    return principal.get_username()
+
+
+def launch(
+    kind_name: str,
+    *,
+    principal=None,
+    environment=None,
+    params: dict | None = None,
+    awaiting_approval: bool = False,
+    check_permission: bool = True,
+) -> Run:
+    """Create a run of `kind_name` and queue it (or leave it awaiting approval)."""
+    try:
+        kind = get_kind(kind_name)
+    except UnknownRunKind as exc:
+        raise LaunchRefused(str(exc)) from None
+    if kind.environment is EnvironmentUse.REQUIRED and environment is None:
+        raise LaunchRefused(f"{kind.label} needs an environment.")
+    if kind.environment is EnvironmentUse.NONE and environment is not None:
+        raise LaunchRefused(f"{kind.label} does not take an environment.")
+    if check_permission and not allowed(principal, kind.action, environment):
+        where = f" in {environment}" if environment is not None else ""
+        raise NotPermitted(f"You do not have permission to start {kind.label}{where}.")
+    params = dict(params or {})
+    if kind.validate is not None:
+        try:
+            params = kind.validate(params)
+        except ValueError as exc:
+            raise LaunchRefused(str(exc)) from None
+    if not awaiting_approval:
+        try:
+            check_queue()
+        except QueueUnavailable as exc:
+            raise LaunchRefused(str(exc)) from None
+
+    user = principal if getattr(principal, "is_authenticated", False) else None
+    with transaction.atomic():
+        run = Run.objects.create(
+            kind=kind.name,
+            environment=environment,
+            params=params,
+            status=Status.AWAITING_APPROVAL if awaiting_approval else Status.QUEUED,
+            requested_by=user,
+            requested_by_name=principal_name(principal),
+        )
+        record(
+            f"{kind.name}.requested",
+            actor=user,
+            actor_name=run.requested_by_name,
+            target=f"run:{run.pk}",
+            environment=environment.name if environment else "",
+            details={"run": run.pk, "params": params},
+        )
+        if run.status == Status.QUEUED:
+            transaction.on_commit(lambda: dispatch_safely(run.pk))
+    return run
+
+
+def cancel(run: Run, principal) -> Run:
+    """Ask a run to stop. A run that has not started ends at once; a running one stops at its
+    next checkpoint (cancel is cooperative)."""
+    kind = get_kind(run.kind)
+    if not allowed(principal, kind.action, run.environment):
+        raise NotPermitted("You do not have permission to cancel this run.")
+    if run.status not in ACTIVE:
+        raise LaunchRefused(f"Run #{run.pk} has already ended ({run.get_status_display().lower()}).")
+    user = principal if getattr(principal, "is_authenticated", False) else None
+    with transaction.atomic():
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+        run.cancel_requested = True
+        if run.status in (Status.QUEUED, Status.AWAITING_APPROVAL):
+            try:
+                run.transition(Status.CANCELED)
+            except IllegalTransition:
+                pass  # a worker claimed it meanwhile; it will see the flag at its next checkpoint
+        append_event(run, f"Cancel requested by {principal_name(principal)}.", Level.WARNING)
+        record(
+            f"{run.kind}.cancel_requested",
+            actor=user,
+            actor_name=principal_name(principal),
+            target=f"run:{run.pk}",
+            environment=run.environment.name if run.environment_id else "",
+            details={"run": run.pk, "status": run.status},
+        )
+    return run
+
+
+def fail_to_enqueue(run_id: int, reason: str) -> None:
+    run = Run.objects.get(pk=run_id)
+    try:
+        run.transition(Status.ERRORED, error=reason)
+    except IllegalTransition:
+        return  # a worker got the message after all
+    append_event(run, reason, Level.ERROR)
+    record(
+        f"{run.kind}.errored",
+        target=f"run:{run.pk}",
+        environment=run.environment.name if run.environment_id else "",
+        details={"run": run.pk, "error": reason},
+        outcome=Outcome.FAILURE,
+    )

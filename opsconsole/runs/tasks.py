@@ -1,0 +1,21 @@
+"""Queue entry points. Celery and RQ call the same functions; the message is the run id."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from opsconsole.runs import reaper, runner
+
+
+@shared_task(name="opsconsole.runs.tasks.execute_run", acks_late=True, ignore_result=True)
+def execute_run(run_id: int) -> str:
+    return runner.execute(run_id)
+
+
+def execute_run_rq(run_id: int) -> str:
+    return runner.execute(run_id)
+
+
+@shared_task(name="opsconsole.runs.tasks.reap_runs", ignore_result=True)
+def reap_runs() -> dict:
+    return reaper.reap()

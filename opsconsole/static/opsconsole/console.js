@@ -1,0 +1,23 @@
+// Small behaviours for console pages. No inline scripts: the Content-Security-Policy forbids them.
+(function () {
+  // Show times in the browser's timezone: the server reads the `tz` cookie.
+  try {
+    var tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    var current = (document.cookie.match(/(?:^|; )tz=([^;]*)/) || [])[1];
+    if (tz && decodeURIComponent(current || "") !== tz) {
+      document.cookie = "tz=" + encodeURIComponent(tz) + "; path=/; SameSite=Lax; max-age=31536000";
+      if (!current) { location.reload(); }
+    }
+  } catch (e) { /* older browsers: times stay in UTC, labelled as such */ }
+
+  // Keep the live log scrolled to the bottom while "follow" is ticked.
+  document.addEventListener("htmx:afterSettle", function () {
+    var log = document.getElementById("log");
+    var follow = document.getElementById("follow");
+    if (log && follow && follow.checked) { log.scrollTop = log.scrollHeight; }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    var log = document.getElementById("log");
+    if (log) { log.scrollTop = log.scrollHeight; }
+  });
+})();

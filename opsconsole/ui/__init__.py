@@ -1,0 +1,1 @@
+"""Console pages shared by every app: layout, home, runs, audit, account."""

@@ -1,0 +1,250 @@
+"""Console pages: home, runs and their live log, sign-in, re-authentication, API tokens, health."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.db.models import OuterRef, Subquery
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from deployments.models import Environment
+from opsconsole.access.forms import ThrottledAuthenticationForm
+from opsconsole.access.models import Action, ApiToken
+from opsconsole.access.permissions import allowed, principal_of, require, visible_environment_ids
+from opsconsole.access.sudo import grant_sudo, sudo_required
+from opsconsole.audit.log import record
+from opsconsole.runs.dispatch import QueueUnavailable, check_queue
+from opsconsole.runs.models import ACTIVE, TERMINAL, Run, Status
+from opsconsole.runs.registry import REGISTRY
+from opsconsole.runs.services import LaunchRefused, cancel, launch
+from opsconsole.ui.pagination import keyset_page, parse_int
+
+EVENTS_PER_FETCH = 2000
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "ui/login.html"
+    form_class = ThrottledAuthenticationForm
+    redirect_authenticated_user = True
+
+
+def visible_runs(request):
+    runs = Run.objects.select_related("environment")
+    env_ids = visible_environment_ids(principal_of(request))
+    if env_ids is not None:
+        runs = runs.filter(environment_id__in=env_ids)
+    return runs
+
+
+def visible_run(request, run_id: int) -> Run:
+    run = get_object_or_404(Run.objects.select_related("environment", "lock"), pk=run_id)
+    require(request, Action.VIEW, run.environment)
+    return run
+
+
+@login_required
+def home(request):
+    return redirect("environments")
+
+
+@login_required
+def environments(request):
+    envs = Environment.objects.select_related("lock")
+    env_ids = visible_environment_ids(request.user)
+    if env_ids is not None:
+        envs = envs.filter(pk__in=env_ids)
+    latest_run = Run.objects.filter(environment=OuterRef("pk")).order_by("-id").values("id")[:1]
+    envs = list(envs.annotate(latest_run_id=Subquery(latest_run)))
+    latest = Run.objects.in_bulk([env.latest_run_id for env in envs if env.latest_run_id])
+    rows = [(env, latest.get(env.latest_run_id)) for env in envs]
+    return render(request, "ui/environments.html", {"rows": rows})
+
+
+@login_required
+@require_GET
+def runs(request):
+    runs = visible_runs(request)
+    filters = {name: request.GET.get(name, "").strip()[:60] for name in ("kind", "status", "environment")}
+    if filters["kind"]:
+        runs = runs.filter(kind=filters["kind"])
+    if filters["status"] == "active":
+        runs = runs.filter(status__in=ACTIVE)
+    elif filters["status"] == "ended":
+        runs = runs.filter(status__in=TERMINAL)
+    elif filters["status"]:
+        runs = runs.filter(status=filters["status"])
+    if filters["environment"]:
+        runs = runs.filter(environment__name=filters["environment"])
+    page = keyset_page(runs, "id", parse_int(request.GET.get("before")))
+    context = {
+        "page": page,
+        "filters": filters,
+        "kinds": sorted(REGISTRY.values(), key=lambda kind: kind.label),
+        "statuses": Status.choices,
+        "environments": Environment.objects.values_list("name", flat=True),
+        "can_start_selftest": allowed(request.user, Action.RUN),
+    }
+    return render(request, "ui/runs.html", context)
+
+
+@login_required
+@require_POST
+def start_selftest(request):
+    params = {"lines": request.POST.get("lines", "20"), "delay_ms": request.POST.get("delay_ms", "100")}
+    try:
+        run = launch("maintenance.selftest", principal=request.user, params=params)
+    except LaunchRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("runs")
+    return redirect("run", run_id=run.pk)
+
+
+@login_required
+@require_GET
+def run_detail(request, run_id: int):
+    run = visible_run(request, run_id)
+    events = list(run.events_after(0, EVENTS_PER_FETCH))
+    context = {
+        "run": run,
+        "events": events,
+        "after": events[-1].seq if events else 0,
+        "more_pending": len(events) == EVENTS_PER_FETCH,
+        "can_cancel": run.is_active and allowed(request.user, REGISTRY[run.kind].action, run.environment)
+        if run.kind in REGISTRY
+        else False,
+    }
+    return render(request, "ui/run_detail.html", context)
+
+
+@login_required
+@require_GET
+def run_events(request, run_id: int):
+    """The live-log fragment: events after `after`, a status update and the next poller."""
+    run = visible_run(request, run_id)
+    after = parse_int(request.GET.get("after")) or 0
+    events = list(run.events_after(after, EVENTS_PER_FETCH))
+    context = {
+        "run": run,
+        "events": events,
+        "after": events[-1].seq if events else after,
+        "more_pending": len(events) == EVENTS_PER_FETCH,
+    }
+    return render(request, "ui/_run_events.html", context)
+
+
+@login_required
+@require_POST
+def run_cancel(request, run_id: int):
+    run = visible_run(request, run_id)
+    try:
+        cancel(run, request.user)
+        messages.success(request, f"Cancel requested for run #{run.pk}.")
+    except LaunchRefused as exc:
+        messages.error(request, str(exc))
+    return redirect("run", run_id=run.pk)
+
+
+@login_required
+def sudo(request):
+    """Asks for the password again before a dangerous action."""
+    next_url = request.POST.get("next") or request.GET.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
+        next_url = "/"
+    error = ""
+    if request.method == "POST":
+        if request.user.check_password(request.POST.get("password", "")):
+            grant_sudo(request)
+            record("auth.sudo.granted", target=f"user:{request.user.username}")
+            return redirect(next_url)
+        record("auth.sudo.failed", target=f"user:{request.user.username}", outcome="failure")
+        error = "That password is not correct."
+    return render(request, "ui/sudo.html", {"next": next_url, "error": error})
+
+
+@login_required
+def tokens(request):
+    if not allowed(request.user, Action.ADMIN):
+        raise PermissionDenied("Only admins manage API tokens.")
+    context = {
+        "tokens": ApiToken.objects.prefetch_related("environments"),
+        "actions": Action.choices,
+        "environments": Environment.objects.all(),
+        "new_token": request.session.pop("new_token", None),
+    }
+    return render(request, "ui/tokens.html", context)
+
+
+@login_required
+@require_POST
+@sudo_required
+def token_create(request):
+    if not allowed(request.user, Action.ADMIN):
+        raise PermissionDenied("Only admins manage API tokens.")
+    name = request.POST.get("name", "").strip()
+    scopes = [scope for scope in request.POST.getlist("scopes") if scope in Action.values]
+    envs = list(Environment.objects.filter(pk__in=[p for p in request.POST.getlist("environments") if p.isdigit()]))
+    if not name or len(name) > 100:
+        messages.error(request, "Give the token a name of at most 100 characters.")
+        return redirect("tokens")
+    if not scopes:
+        messages.error(request, "Choose at least one action the token may perform.")
+        return redirect("tokens")
+    token, raw = ApiToken.issue(name, scopes, envs, created_by=request.user)
+    record(
+        "access.token.created",
+        target=f"token:{token.pk}",
+        details={"name": name, "scopes": scopes, "environments": [env.name for env in envs]},
+    )
+    request.session["new_token"] = raw  # shown once on the next page, then gone
+    return redirect("tokens")
+
+
+@login_required
+@require_POST
+def token_revoke(request, token_id: int):
+    if not allowed(request.user, Action.ADMIN):
+        raise PermissionDenied("Only admins manage API tokens.")
+    token = get_object_or_404(ApiToken, pk=token_id)
+    if token.is_active:
+        token.revoke()
+        record("access.token.revoked", target=f"token:{token.pk}", details={"name": token.name})
+        messages.success(request, f"Token {token.name} revoked.")
+    return redirect("tokens")
+
+
+@login_required
+def not_built(request, section: str):
+    titles = {"backups": "Backups", "dr": "Disaster recovery", "infrastructure": "Infrastructure"}
+    if section not in titles:
+        raise Http404
+    return render(request, "ui/not_built.html", {"title": titles[section], "section": section})
+
+
+def healthz(request):
+    return HttpResponse("ok\n", content_type="text/plain")
+
+
+def readyz(request):
+    problems = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        problems["database"] = type(exc).__name__
+    try:
+        check_queue()
+    except QueueUnavailable as exc:
+        problems["broker"] = str(exc.__cause__.__class__.__name__)
+    if problems:
+        failing = ", ".join(sorted(problems))
+        return JsonResponse(
+            {"status": "unavailable", "failing": problems, "message": f"not ready: {failing}"}, status=503
+        )
+    return JsonResponse({"status": "ok", "queue": settings.OPSCONSOLE_QUEUE})

@@ -1,0 +1,37 @@
+"""URL configuration: pages, the JSON API under /api/v1/, health probes, the admin."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from opsconsole.audit import views as audit
+from opsconsole.runs import api as runs_api
+from opsconsole.ui import views as ui
+
+urlpatterns = [
+    path("", ui.home, name="home"),
+    path("login/", ui.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("sudo/", ui.sudo, name="sudo"),
+    path("environments/", ui.environments, name="environments"),
+    path("runs/", ui.runs, name="runs"),
+    path("runs/selftest/", ui.start_selftest, name="start_selftest"),
+    path("runs/<int:run_id>/", ui.run_detail, name="run"),
+    path("runs/<int:run_id>/events/", ui.run_events, name="run_events"),
+    path("runs/<int:run_id>/cancel/", ui.run_cancel, name="run_cancel"),
+    path("audit/", audit.audit_log, name="audit"),
+    path("audit/export.csv", audit.audit_export, {"fmt": "csv"}, name="audit_export_csv"),
+    path("audit/export.json", audit.audit_export, {"fmt": "json"}, name="audit_export_json"),
+    path("audit/verify/", audit.audit_verify, name="audit_verify"),
+    path("account/tokens/", ui.tokens, name="tokens"),
+    path("account/tokens/new/", ui.token_create, name="token_create"),
+    path("account/tokens/<int:token_id>/revoke/", ui.token_revoke, name="token_revoke"),
+    path("section/<slug:section>/", ui.not_built, name="section"),
+    path("healthz", ui.healthz, name="healthz"),
+    path("readyz", ui.readyz, name="readyz"),
+    path("api/v1/runs", runs_api.runs, name="api_runs"),
+    path("api/v1/runs/<int:run_id>", runs_api.run_detail, name="api_run"),
+    path("api/v1/runs/<int:run_id>/events", runs_api.run_events, name="api_run_events"),
+    path("api/v1/runs/<int:run_id>/cancel", runs_api.run_cancel, name="api_run_cancel"),
+    path("admin/", admin.site.urls),
+]

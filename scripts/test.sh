@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, on real PostgreSQL and Redis (throwaway ones when DATABASE_URL/REDIS_URL
+# are unset) and real Chromium. Fails if any test is skipped: a skipped test did not run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian's Chromium for the browser tests; Playwright must never download its own.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test.sh: installing Debian's chromium for the browser tests" >&2
+  apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
+.venv/bin/ruff check .
+exec scripts/with-services.sh .venv/bin/python -m pytest "$@"

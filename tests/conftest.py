@@ -1,0 +1,61 @@
+"""Shared fixtures: named users by role, environments, signed-in clients."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from deployments.models import Environment, Tier
+from opsconsole.access.models import Role, RoleBinding
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def staging(db):
+    return Environment.objects.create(name="staging", tier=Tier.STAGING)
+
+
+@pytest.fixture
+def production(db):
+    return Environment.objects.create(name="production", tier=Tier.PRODUCTION)
+
+
+def make_user(username: str, role: str | None = None, environment=None, **extra):
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD, **extra)
+    if role:
+        RoleBinding.objects.create(user=user, role=role, environment=environment)
+    return user
+
+
+@pytest.fixture
+def users(db, staging):
+    """One user per role, each bound in staging only (admin and viewer everywhere)."""
+    return {
+        "viewer": make_user("vera", Role.VIEWER),
+        "deployer": make_user("dana", Role.DEPLOYER, staging),
+        "approver": make_user("arthur", Role.APPROVER, staging),
+        "backup_operator": make_user("bob", Role.BACKUP_OPERATOR, staging),
+        "dr_operator": make_user("dora", Role.DR_OPERATOR, staging),
+        "admin": make_user("ada", Role.ADMIN),
+        "nobody": make_user("norole"),
+        "superuser": make_user("root", is_superuser=True, is_staff=True),
+    }
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def admin_client_(users):
+    return client_for(users["admin"])
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The default PBKDF2 takes ~0.5 s per user; tests create many.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

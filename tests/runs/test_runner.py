@@ -1,0 +1,161 @@
+"""The runner on the inline queue: claim, log, finish, fail, error, cancel, duplicate delivery."""
+
+import pytest
+
+from opsconsole.audit.models import AuditEvent
+from opsconsole.runs import runner
+from opsconsole.runs.models import EnvironmentLock, Run, Status
+from opsconsole.runs.services import LaunchRefused, cancel, launch
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_selftest_runs_to_success_and_logs_each_line(users):
+    run = launch("maintenance.selftest", principal=users["admin"], params={"lines": 5, "delay_ms": 0})
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED
+    messages = list(run.events.order_by("seq").values_list("message", flat=True))
+    assert messages[0].startswith("Started on ")
+    assert [m for m in messages if m.startswith("self-test line")] == [f"self-test line {i} of 5" for i in range(1, 6)]
+    assert messages[-1] == "Succeeded."
+    assert list(run.events.values_list("seq", flat=True)) == list(range(1, len(messages) + 1))
+    assert run.result == {"lines": 5}
+    actions = list(AuditEvent.objects.order_by("seq").values_list("action", flat=True))
+    assert actions[-2:] == ["maintenance.selftest.requested", "maintenance.selftest.succeeded"]
+
+
+def test_parameters_are_copied_into_the_run_at_launch(users):
+    run = launch("maintenance.selftest", principal=users["admin"], params={"lines": "3", "delay_ms": "0"})
+    assert Run.objects.get(pk=run.pk).params == {"lines": 3, "delay_ms": 0, "fail": False}
+
+
+def test_an_expected_failure_ends_failed_not_errored(users):
+    run = launch("maintenance.selftest", principal=users["admin"], params={"lines": 1, "delay_ms": 0, "fail": True})
+    run.refresh_from_db()
+    assert run.status == Status.FAILED
+    assert run.error == "The self-test was asked to fail."
+    assert AuditEvent.objects.filter(action="maintenance.selftest.failed", outcome="failure").exists()
+
+
+def test_a_crash_ends_errored_with_the_traceback_as_an_event(users, monkeypatch):
+    from opsconsole.runs import registry
+
+    def explode(ctx):
+        ctx.log.info("about to fail")
+        raise KeyError("missing-thing")
+
+    monkeypatch.setitem(
+        registry.REGISTRY,
+        "test.explode",
+        registry.RunKind("test.explode", "Explode", explode, environment=registry.EnvironmentUse.NONE),
+    )
+    run = launch("test.explode", principal=users["admin"])
+    run.refresh_from_db()
+    assert run.status == Status.ERRORED
+    assert "KeyError" in run.error
+    messages = list(run.events.order_by("seq").values_list("message", flat=True))
+    assert "Traceback (most recent call last)" in messages[-2]
+    assert messages[-1].startswith("Errored: KeyError")
+
+
+def test_the_same_message_delivered_twice_executes_once(users, settings):
+    settings.OPSCONSOLE_QUEUE = "celery"  # nothing consumes it: we deliver by hand
+    from unittest import mock
+
+    with mock.patch("opsconsole.runs.dispatch.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
+        run = launch("maintenance.selftest", principal=users["admin"], params={"lines": 2, "delay_ms": 0})
+    assert runner.execute(run.pk) == Status.SUCCEEDED
+    assert runner.execute(run.pk) == "not-claimed"
+    run.refresh_from_db()
+    assert run.events.filter(message__startswith="Started on").count() == 1
+    assert run.events.filter(message__startswith="self-test line").count() == 2
+
+
+def test_a_run_waits_for_the_environment_lock_and_starts_when_it_is_freed(users, staging, settings):
+    from unittest import mock
+
+    EnvironmentLock.acquire(staging, held_by="ada", reason="maintenance")
+    settings.OPSCONSOLE_QUEUE = "celery"
+    with mock.patch("opsconsole.runs.dispatch.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
+        run = launch(
+            "maintenance.selftest", principal=users["admin"], environment=staging, params={"lines": 1, "delay_ms": 0}
+        )
+    assert runner.execute(run.pk) == "waiting"
+    run.refresh_from_db()
+    assert run.status == Status.QUEUED
+    assert run.events.get().message == "Waiting: the environment is locked by ada (maintenance)."
+    EnvironmentLock.objects.filter(environment=staging).delete()
+    assert runner.execute(run.pk) == Status.SUCCEEDED
+    assert not EnvironmentLock.objects.filter(environment=staging).exists()
+
+
+def test_cancel_before_start_ends_the_run_at_once(users, settings):
+    from unittest import mock
+
+    settings.OPSCONSOLE_QUEUE = "celery"
+    with mock.patch("opsconsole.runs.dispatch.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
+        run = launch("maintenance.selftest", principal=users["admin"], params={"lines": 1, "delay_ms": 0})
+    cancel(run, users["admin"])
+    run.refresh_from_db()
+    assert run.status == Status.CANCELED
+    assert runner.execute(run.pk) == "not-claimed"
+    with pytest.raises(LaunchRefused, match="already ended"):
+        cancel(run, users["admin"])
+
+
+def test_cancel_while_running_stops_at_the_next_checkpoint(users):
+    from opsconsole.runs import registry
+
+    def cancel_myself(ctx):
+        ctx.log.info("step 1")
+        Run.objects.filter(pk=ctx.run.pk).update(cancel_requested=True)
+        ctx.check_cancel()
+        ctx.log.info("step 2 must not run")
+
+    registry.REGISTRY["test.cancel_myself"] = registry.RunKind(
+        "test.cancel_myself", "Cancel myself", cancel_myself, environment=registry.EnvironmentUse.NONE
+    )
+    try:
+        run = launch("test.cancel_myself", principal=users["admin"])
+    finally:
+        del registry.REGISTRY["test.cancel_myself"]
+    run.refresh_from_db()
+    assert run.status == Status.CANCELED
+    assert not run.events.filter(message="step 2 must not run").exists()
+
+
+def test_secrets_registered_by_a_job_never_reach_its_events(users):
+    from opsconsole.runs import registry
+
+    def leaky(ctx):
+        ctx.add_secret("hunter2-s3cr3t")
+        ctx.log.info("connecting with password hunter2-s3cr3t")
+        raise RuntimeError("auth failed for hunter2-s3cr3t")
+
+    registry.REGISTRY["test.leaky"] = registry.RunKind(
+        "test.leaky", "Leaky", leaky, environment=registry.EnvironmentUse.NONE
+    )
+    try:
+        run = launch("test.leaky", principal=users["admin"])
+    finally:
+        del registry.REGISTRY["test.leaky"]
+    run.refresh_from_db()
+    assert run.status == Status.ERRORED
+    assert not run.events.filter(message__contains="hunter2").exists()
+    assert "hunter2" not in run.error
+    assert not AuditEvent.objects.filter(details__icontains="hunter2").exists()
+
+
+def test_bad_parameters_are_refused_and_change_nothing(users):
+    before = (Run.objects.count(), AuditEvent.objects.count())
+    with pytest.raises(LaunchRefused, match="lines must be between 1 and 50000"):
+        launch("maintenance.selftest", principal=users["admin"], params={"lines": 0})
+    with pytest.raises(LaunchRefused, match="no run kind called"):
+        launch("no.such.kind", principal=users["admin"])
+    assert (Run.objects.count(), AuditEvent.objects.count()) == before
+
+
+def test_a_user_without_the_role_cannot_start_a_run(users, staging):
+    with pytest.raises(LaunchRefused, match="permission"):
+        launch("maintenance.selftest", principal=users["viewer"], environment=staging, params={"lines": 1})
+    assert not Run.objects.exists()

@@ -110,17 +110,7 @@ def start_selftest(request):
 @require_GET
 def run_detail(request, run_id: int):
     run = visible_run(request, run_id)
-    events = list(run.events_after(0, EVENTS_PER_FETCH))
-    context = {
-        "run": run,
-        "events": events,
-        "after": events[-1].seq if events else 0,
-        "more_pending": len(events) == EVENTS_PER_FETCH,
-        "can_cancel": run.is_active and allowed(request.user, REGISTRY[run.kind].action, run.environment)
-        if run.kind in REGISTRY
-        else False,
-    }
-    return render(request, "ui/run_detail.html", context)
+    return render(request, "ui/run_detail.html", _live_log_context(request, run, 0))
 
 
 @login_required
@@ -129,14 +119,19 @@ def run_events(request, run_id: int):
     """The live-log fragment: events after `after`, a status update and the next poller."""
     run = visible_run(request, run_id)
     after = parse_int(request.GET.get("after")) or 0
+    return render(request, "ui/_run_events.html", _live_log_context(request, run, after))
+
+
+def _live_log_context(request, run: Run, after: int) -> dict:
     events = list(run.events_after(after, EVENTS_PER_FETCH))
-    context = {
+    kind = REGISTRY.get(run.kind)
+    return {
         "run": run,
         "events": events,
         "after": events[-1].seq if events else after,
         "more_pending": len(events) == EVENTS_PER_FETCH,
+        "can_cancel": kind is not None and allowed(request.user, kind.action, run.environment),
     }
-    return render(request, "ui/_run_events.html", context)
 
 
 @login_required

@@ -22,3 +22,11 @@ def duration(value: timedelta | None) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+@register.filter
+def compact_json(value) -> str:
+    """Details as one line of JSON (escaped by the template like any text)."""
+    import json
+
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)

@@ -6,6 +6,7 @@ so no orphan process is left behind.
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import subprocess
@@ -35,7 +36,7 @@ class Command(BaseCommand):
             self._ensure_demo_environments()
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         commands = {
-            "web": manage + ["runserver", f"127.0.0.1:{options['port']}", "--noreload", "--insecure"],
+            "web": manage + ["runserver", f"127.0.0.1:{options['port']}", "--noreload"],
             "worker": manage + ["run_worker", "--concurrency", "2"],
             "scheduler": manage + ["run_scheduler"],
         }
@@ -66,18 +67,22 @@ class Command(BaseCommand):
             sys.exit(exit_code)
 
     def _stop(self, children: dict[str, subprocess.Popen]) -> None:
-        import os
-
+        # SIGTERM to each leader only (Celery's pool children must not get it directly, or the
+        # worker's warm shutdown waits for them forever); then the whole group is killed.
         for child in children.values():
             if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+                child.terminate()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for child in children.values():
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+                child.kill()
                 child.wait()
+            try:
+                os.killpg(child.pid, signal.SIGKILL)  # anything the leader left behind
+            except ProcessLookupError:
+                pass
         self.stdout.write("Stopped.")
 
     def _ensure_admin(self) -> str:

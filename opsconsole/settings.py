@@ -127,7 +127,8 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # WhiteNoise serves static files from the app directories too, so no collectstatic step is
 # needed to run the console; production builds still run collectstatic for compressed copies.
 WHITENOISE_USE_FINDERS = True

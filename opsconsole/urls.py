@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.views.generic import RedirectView
 
 from opsconsole.audit import views as audit
 from opsconsole.runs import api as runs_api
@@ -33,5 +34,7 @@ urlpatterns = [
     path("api/v1/runs/<int:run_id>", runs_api.run_detail, name="api_run"),
     path("api/v1/runs/<int:run_id>/events", runs_api.run_events, name="api_run_events"),
     path("api/v1/runs/<int:run_id>/cancel", runs_api.run_cancel, name="api_run_cancel"),
+    # The admin signs in through the console's throttled, audited login page.
+    path("admin/login/", RedirectView.as_view(url="/login/", query_string=True)),
     path("admin/", admin.site.urls),
 ]

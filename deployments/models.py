@@ -1,14 +1,57 @@
-"""Environments: the targets every run, lock and role refers to."""
+"""Environments (what we deploy to), releases (what we deploy), deployments (each deploy or
+rollback run's record) and approvals."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
+
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # Docker's tag grammar
 
 
 class Tier(models.TextChoices):
     STAGING = "staging", "Staging"
     PRODUCTION = "production", "Production"
+
+
+class Strategy(models.TextChoices):
+    ROLLING = "rolling", "Rolling (ECS circuit breaker)"
+    BLUE_GREEN = "blue_green", "Blue/green (weighted target groups)"
+
+
+class Color(models.TextChoices):
+    BLUE = "blue", "Blue"
+    GREEN = "green", "Green"
+
+
+def validate_smoke_checks(value) -> None:
+    if not isinstance(value, list):
+        raise ValidationError("Smoke checks must be a list of {url, expected_status, body_contains}.")
+    for check in value:
+        if not isinstance(check, dict) or not str(check.get("url", "")).startswith(("http://", "https://")):
+            raise ValidationError("Each smoke check needs an http(s) url.")
+        status = check.get("expected_status", 200)
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValidationError("expected_status must be an HTTP status code.")
+
+
+def validate_string_list(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ValidationError("Expected a list of non-empty strings.")
+
+
+def validate_traffic_steps(value) -> None:
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) and 0 < s <= 100 for s in value):
+        raise ValidationError("Traffic steps are percentages such as [10, 50, 100].")
+    if value != sorted(value) or value[-1] != 100:
+        raise ValidationError("Traffic steps must increase and end at 100.")
 
 
 class Environment(models.Model):
@@ -18,8 +61,52 @@ class Environment(models.Model):
         validators=[RegexValidator(r"^[a-z0-9][a-z0-9-]*$", "Use lowercase letters, digits and dashes.")],
     )
     tier = models.CharField(max_length=20, choices=Tier.choices, default=Tier.STAGING)
-    aws_region = models.CharField(max_length=30, default="us-east-1")
     description = models.CharField(max_length=200, blank=True)
+
+    # Where it runs.
+    aws_region = models.CharField(max_length=30, default="us-east-1")
+    role_arn = models.CharField(max_length=200, blank=True, help_text="Role the worker assumes; empty: its own.")
+    ecs_cluster = models.CharField(max_length=255, blank=True)
+    ecs_service = models.CharField(max_length=255, blank=True)
+    task_family = models.CharField(max_length=255, blank=True)
+    container_name = models.CharField(max_length=255, blank=True)
+
+    # How a deploy proceeds.
+    strategy = models.CharField(max_length=20, choices=Strategy.choices, default=Strategy.ROLLING)
+    migration_command = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_string_list],
+        help_text='Run as a one-off task before the service update, e.g. ["python", "manage.py", "migrate"].',
+    )
+    smoke_checks = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_smoke_checks],
+        help_text='[{"url": "https://api.example.com/health", "expected_status": 200, "body_contains": "ok"}]',
+    )
+    alarm_names = models.JSONField(default=list, blank=True, validators=[validate_string_list])
+    bake_seconds = models.PositiveIntegerField(default=300)
+    rollout_timeout_seconds = models.PositiveIntegerField(default=1800)
+    migration_timeout_seconds = models.PositiveIntegerField(default=900)
+
+    # Protection.
+    required_approvals = models.PositiveSmallIntegerField(default=0)
+    approval_ttl_minutes = models.PositiveIntegerField(default=240)
+
+    # Blue/green: a second service and a weighted listener.
+    green_service = models.CharField(max_length=255, blank=True)
+    listener_arn = models.CharField(max_length=300, blank=True)
+    test_listener_arn = models.CharField(max_length=300, blank=True)
+    blue_target_group_arn = models.CharField(max_length=300, blank=True)
+    green_target_group_arn = models.CharField(max_length=300, blank=True)
+    test_url = models.CharField(max_length=300, blank=True, help_text="Smoke-test URL of the test listener.")
+    traffic_steps = models.JSONField(default=list, blank=True, help_text="e.g. [10, 100]")
+    live_color = models.CharField(max_length=10, choices=Color.choices, default=Color.BLUE)
+
+    live_release = models.ForeignKey(
+        "Release", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
 
     class Meta:
         ordering = ["tier", "name"]
@@ -27,6 +114,132 @@ class Environment(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        if self.strategy == Strategy.BLUE_GREEN:
+            missing = [
+                name
+                for name in ("green_service", "listener_arn", "blue_target_group_arn", "green_target_group_arn")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValidationError(f"Blue/green needs {', '.join(missing)}.")
+            validate_traffic_steps(self.traffic_steps)
+
     @property
     def is_production(self) -> bool:
         return self.tier == Tier.PRODUCTION
+
+    @property
+    def is_deployable(self) -> bool:
+        return bool(self.ecs_cluster and self.ecs_service and self.container_name)
+
+    def active_freeze(self, at=None):
+        at = at or timezone.now()
+        return self.freeze_windows.filter(starts_at__lte=at, ends_at__gt=at).first()
+
+    def service_for(self, color: str) -> str:
+        return self.green_service if color == Color.GREEN else self.ecs_service
+
+    def target_group_for(self, color: str) -> str:
+        return self.green_target_group_arn if color == Color.GREEN else self.blue_target_group_arn
+
+
+class FreezeWindow(models.Model):
+    """A period when deploys are refused (an admin may override with a reason)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="freeze_windows")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["starts_at"]
+
+    def __str__(self) -> str:
+        return f"{self.environment} frozen {self.starts_at:%Y-%m-%d %H:%M} to {self.ends_at:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValidationError("A freeze window must end after it starts.")
+
+
+class Release(models.Model):
+    repository = models.CharField(max_length=255, help_text="e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/api")
+    tag = models.CharField(max_length=128)
+    digest = models.CharField(max_length=71, unique=True)
+    git_sha = models.CharField(max_length=40, blank=True)
+    commit_message = models.TextField(blank=True)
+    commit_url = models.URLField(max_length=300, blank=True)
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    registered_by_name = models.CharField(max_length=150)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["repository", "tag"])]
+
+    def __str__(self) -> str:
+        return f"{self.tag} ({self.short_digest})"
+
+    @property
+    def short_digest(self) -> str:
+        return self.digest.removeprefix("sha256:")[:12]
+
+    @property
+    def image(self) -> str:
+        """Deploy by digest: a tag can be moved, a digest cannot."""
+        return f"{self.repository}@{self.digest}"
+
+
+class DeploymentKind(models.TextChoices):
+    DEPLOY = "deploy", "Deploy"
+    ROLLBACK = "rollback", "Rollback"
+
+
+class Deployment(models.Model):
+    """The deployment record of one deploy or rollback run: what went out where, and what it replaced."""
+
+    run = models.OneToOneField("runs.Run", on_delete=models.CASCADE, related_name="deployment")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="deployments")
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="deployments")
+    kind = models.CharField(max_length=10, choices=DeploymentKind.choices, default=DeploymentKind.DEPLOY)
+    previous_release = models.ForeignKey(Release, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    task_definition_arn = models.CharField(max_length=300, blank=True)
+    previous_task_definition_arn = models.CharField(max_length=300, blank=True)
+    color = models.CharField(max_length=10, choices=Color.choices, blank=True)
+    freeze_override_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["environment", "-id"]), models.Index(fields=["release", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.release} to {self.environment}"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+
+class Approval(models.Model):
+    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="approvals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    comment = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at"]
+        constraints = [models.UniqueConstraint(fields=["run", "user"], name="one_vote_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.decision}s run #{self.run_id}"
+
+
+def approval_deadline(run) -> timezone.datetime:
+    ttl = run.params.get("approval_ttl_minutes", 240)
+    return run.created_at + timedelta(minutes=ttl)

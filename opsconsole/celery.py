@@ -8,4 +8,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsconsole.settings")
 
 app = Celery("opsconsole")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["opsconsole.runs"])
+app.autodiscover_tasks()  # tasks.py of every installed app

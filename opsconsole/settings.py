@@ -172,6 +172,9 @@ REAPER_INTERVAL_SECONDS = env_int("REAPER_INTERVAL_SECONDS", 15, minimum=1)
 if RUN_LOST_AFTER_SECONDS <= RUN_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("RUN_LOST_AFTER_SECONDS: must be longer than RUN_HEARTBEAT_SECONDS")
 
+# Deploys: how often the worker polls AWS while waiting (migrations, rollouts, bake alarms).
+DEPLOY_POLL_MS = env_int("DEPLOY_POLL_MS", 5000, minimum=10)
+
 # --- Access ------------------------------------------------------------------------------------
 LOGIN_FAILURES_ALLOWED = env_int("LOGIN_FAILURES_ALLOWED", 5, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.db.models import Max
+from django.utils import timezone
 
 from opsconsole.runs.models import Level, Run, RunEvent
 
@@ -102,3 +103,48 @@ class RunContext:
     def check_cancel(self) -> None:
         if Run.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
             raise Canceled()
+
+    # --- The step checklist shown on the run page ------------------------------------------
+    def plan(self, names: list[str]) -> None:
+        """Declare the steps up front so the page shows what is still to come."""
+        self.run.steps = [{"name": name, "state": StepState.PENDING} for name in names]
+        self._save_steps()
+
+    @contextmanager
+    def step(self, name: str):
+        """Mark a step running, then done; failed (and re-raised) if its body raises."""
+        entry = self._entry(name)
+        entry.update(state=StepState.RUNNING, started_at=timezone.now().isoformat())
+        self._save_steps()
+        self.log.info("▶ %s", name)
+        try:
+            yield entry
+        except BaseException:
+            entry.update(state=StepState.FAILED, finished_at=timezone.now().isoformat())
+            self._save_steps()
+            raise
+        entry.update(state=StepState.DONE, finished_at=timezone.now().isoformat())
+        self._save_steps()
+
+    def skip_step(self, name: str, reason: str) -> None:
+        self._entry(name).update(state=StepState.SKIPPED, note=reason)
+        self._save_steps()
+        self.log.info("Skipped %s: %s", name, reason)
+
+    def _entry(self, name: str) -> dict:
+        entry = next((step for step in self.run.steps if step["name"] == name), None)
+        if entry is None:
+            entry = {"name": name, "state": StepState.PENDING}
+            self.run.steps.append(entry)
+        return entry
+
+    def _save_steps(self) -> None:
+        Run.objects.filter(pk=self.run.pk).update(steps=self.run.steps)
+
+
+class StepState:
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"

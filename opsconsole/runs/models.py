@@ -62,6 +62,7 @@ class Run(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    steps = models.JSONField(default=list, blank=True, help_text="The job's checklist and each step's state.")
 
     class Meta:
         ordering = ["-id"]

@@ -9,16 +9,23 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 REAPER_TASK = "opsconsole.runs.tasks.reap_runs"
 
+# name -> (task path, a callable giving the interval in seconds). Apps add theirs in ready().
+PERIODIC: dict[str, tuple[str, object]] = {
+    "opsconsole: reap lost runs": (REAPER_TASK, lambda: settings.REAPER_INTERVAL_SECONDS),
+}
+
+
+def register_periodic(name: str, task: str, seconds) -> None:
+    PERIODIC[name] = (task, seconds)
+
 
 def ensure_core_schedules() -> None:
     """Create (or correct) the console's own periodic tasks. Idempotent."""
-    every, _ = IntervalSchedule.objects.get_or_create(
-        every=settings.REAPER_INTERVAL_SECONDS, period=IntervalSchedule.SECONDS
-    )
-    PeriodicTask.objects.update_or_create(
-        name="opsconsole: reap lost runs",
-        defaults={"task": REAPER_TASK, "interval": every, "crontab": None, "enabled": True},
-    )
+    for name, (task, seconds) in PERIODIC.items():
+        every, _ = IntervalSchedule.objects.get_or_create(every=seconds(), period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.update_or_create(
+            name=name, defaults={"task": task, "interval": every, "crontab": None, "enabled": True}
+        )
 
 
 def crontab_expression(schedule) -> str:

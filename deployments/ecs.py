@@ -1,0 +1,267 @@
+"""ECS, CloudWatch and ELB steps of a deploy, free of Django so they test against Stubber and moto.
+
+Every wait is a poll with a deadline; transient AWS errors (throttling, 5xx) during a poll are
+logged and retried with backoff, never treated as the outcome.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from botocore.exceptions import ClientError
+
+from opsconsole.aws import is_transient
+
+# Fields describe_task_definition returns that register_task_definition does not accept.
+READ_ONLY_TASK_DEFINITION_FIELDS = (
+    "taskDefinitionArn",
+    "revision",
+    "status",
+    "requiresAttributes",
+    "compatibilities",
+    "registeredAt",
+    "registeredBy",
+    "deregisteredAt",
+)
+
+
+class StepFailed(Exception):
+    """A step did not succeed; the message says why in the operator's terms."""
+
+
+@dataclass
+class Poller:
+    """Sleeps between polls, retries transient AWS errors, and tells the job to stop on cancel."""
+
+    log: Callable[[str], None]
+    interval: float = 5.0
+    check_cancel: Callable[[], None] = lambda: None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    max_transient_retries: int = 8
+
+    def call(self, fn: Callable, **kwargs):
+        """One AWS call; throttling and 5xx are retried with backoff and logged."""
+        delay = max(self.interval, 0.05)
+        for attempt in range(1, self.max_transient_retries + 1):
+            try:
+                return fn(**kwargs)
+            except ClientError as exc:
+                if not is_transient(exc) or attempt == self.max_transient_retries:
+                    raise
+                code = exc.response["Error"]["Code"]
+                self.log(f"AWS answered {code} to {fn.__name__}; retrying in {delay:.1f}s (attempt {attempt}).")
+                self.sleep(delay)
+                delay = min(delay * 2, 30)
+        raise AssertionError("unreachable")
+
+    def wait(self):
+        self.check_cancel()
+        self.sleep(self.interval)
+
+
+@dataclass
+class Service:
+    task_definition: str
+    description: dict = field(repr=False)
+
+
+def describe_service(ecs, poller: Poller, cluster: str, service: str) -> Service:
+    found = poller.call(ecs.describe_services, cluster=cluster, services=[service])
+    services = [s for s in found.get("services", []) if s.get("status") != "INACTIVE"]
+    if not services:
+        reasons = "; ".join(f.get("reason", "") for f in found.get("failures", []))
+        raise StepFailed(f"ECS service {service} was not found in cluster {cluster} ({reasons or 'no such service'}).")
+    return Service(services[0]["taskDefinition"], services[0])
+
+
+def register_revision(ecs, poller: Poller, current_arn: str, container: str, image: str) -> str:
+    """A new revision of the current task definition that differs only in the container's image."""
+    found = poller.call(ecs.describe_task_definition, taskDefinition=current_arn, include=["TAGS"])
+    definition = dict(found["taskDefinition"])
+    for name in READ_ONLY_TASK_DEFINITION_FIELDS:
+        definition.pop(name, None)
+    containers = definition.get("containerDefinitions", [])
+    if not any(c.get("name") == container for c in containers):
+        names = ", ".join(c.get("name", "?") for c in containers)
+        raise StepFailed(f"Task definition {current_arn} has no container {container!r} (it has: {names}).")
+    definition["containerDefinitions"] = [
+        {**c, "image": image} if c.get("name") == container else c for c in containers
+    ]
+    if found.get("tags"):
+        definition["tags"] = found["tags"]
+    registered = poller.call(ecs.register_task_definition, **definition)
+    return registered["taskDefinition"]["taskDefinitionArn"]
+
+
+def run_migration(
+    ecs,
+    poller: Poller,
+    cluster: str,
+    task_definition: str,
+    container: str,
+    command: list[str],
+    service: Service,
+    timeout: float,
+) -> None:
+    """Run the migration command as a one-off task and wait for it to stop with exit code 0."""
+    launch = {
+        "cluster": cluster,
+        "taskDefinition": task_definition,
+        "count": 1,
+        "startedBy": "opsconsole-migrate",
+        "overrides": {"containerOverrides": [{"name": container, "command": command}]},
+    }
+    desc = service.description
+    if desc.get("networkConfiguration"):
+        launch["networkConfiguration"] = desc["networkConfiguration"]
+    if desc.get("capacityProviderStrategy"):
+        launch["capacityProviderStrategy"] = desc["capacityProviderStrategy"]
+    elif desc.get("launchType"):
+        launch["launchType"] = desc["launchType"]
+    started = poller.call(ecs.run_task, **launch)
+    if started.get("failures") or not started.get("tasks"):
+        reasons = "; ".join(f"{f.get('arn', '')} {f.get('reason', '')}".strip() for f in started.get("failures", []))
+        raise StepFailed(f"The migration task could not start: {reasons or 'no task was placed'}.")
+    task_arn = started["tasks"][0]["taskArn"]
+    poller.log(f"Migration task {task_arn.rsplit('/', 1)[-1]} started: {' '.join(command)}")
+    deadline = poller.clock() + timeout
+    while True:
+        task = poller.call(ecs.describe_tasks, cluster=cluster, tasks=[task_arn])["tasks"][0]
+        if task.get("lastStatus") == "STOPPED":
+            break
+        if poller.clock() > deadline:
+            poller.call(ecs.stop_task, cluster=cluster, task=task_arn, reason="opsconsole: migration timed out")
+            raise StepFailed(f"The migration task did not finish within {int(timeout)}s; it was stopped.")
+        poller.wait()
+    exit_code = next((c.get("exitCode") for c in task.get("containers", []) if c.get("name") == container), None)
+    if exit_code != 0:
+        reason = task.get("stoppedReason") or "no reason given"
+        raise StepFailed(f"The migration task exited with code {exit_code} ({reason}); the service was not touched.")
+    poller.log("Migrations finished with exit code 0.")
+
+
+def update_service(ecs, poller: Poller, cluster: str, service: str, task_definition: str) -> str:
+    """Point the service at `task_definition` with the circuit breaker on; return the new deployment id."""
+    updated = poller.call(
+        ecs.update_service,
+        cluster=cluster,
+        service=service,
+        taskDefinition=task_definition,
+        deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
+    )["service"]
+    primary = next((d for d in updated.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+    return primary.get("id", "")
+
+
+@dataclass
+class Rollout:
+    completed: bool
+    reason: str
+
+
+def wait_for_rollout(
+    ecs, poller: Poller, cluster: str, service: str, task_definition: str, deployment_id: str, timeout: float
+) -> Rollout:
+    """Follow our deployment's rolloutState (not task counts: list_tasks caps at 100).
+
+    COMPLETED: done. FAILED: the circuit breaker stopped it (ECS rolls back by itself). If our
+    deployment disappears and the PRIMARY runs another task definition, ECS rolled it back.
+    New service events (e.g. "unable to place a task") are logged as they appear.
+    """
+    deadline = poller.clock() + timeout
+    seen_events: set[str] = set()
+    first = True
+    while True:
+        desc = describe_service(ecs, poller, cluster, service).description
+        for event in reversed(desc.get("events", [])[:20]):
+            if event.get("id") in seen_events:
+                continue
+            seen_events.add(event.get("id"))
+            if not first:
+                poller.log(f"ECS: {event.get('message', '')}")
+        first = False
+        deployments = desc.get("deployments", [])
+        ours = next((d for d in deployments if deployment_id and d.get("id") == deployment_id), None)
+        if ours is None:
+            ours = next((d for d in deployments if d.get("taskDefinition") == task_definition), None)
+        if ours is None:
+            return Rollout(False, "ECS replaced the deployment (the circuit breaker rolled it back).")
+        state = ours.get("rolloutState", "")
+        if state == "COMPLETED":
+            return Rollout(True, ours.get("rolloutStateReason", "completed"))
+        if state == "FAILED":
+            return Rollout(False, ours.get("rolloutStateReason") or "the deployment failed")
+        if poller.clock() > deadline:
+            return Rollout(False, f"the rollout did not complete within {int(timeout)}s")
+        poller.log(
+            f"Rollout {state.lower() or 'pending'}: {ours.get('runningCount', 0)} of "
+            f"{ours.get('desiredCount', 0)} tasks running."
+        )
+        poller.wait()
+
+
+def alarms_in_alarm(cloudwatch, poller: Poller, names: list[str]) -> list[str]:
+    if not names:
+        return []
+    found = poller.call(cloudwatch.describe_alarms, AlarmNames=names)
+    return [
+        f"{a['AlarmName']} ({a.get('StateReason', '')})"
+        for a in found.get("MetricAlarms", [])
+        if a.get("StateValue") == "ALARM"
+    ]
+
+
+def smoke_test(checks: list[dict], timeout: float = 10) -> list[str]:
+    """GET each URL; a check fails on another status or missing body text. Returns the failures."""
+    failures = []
+    for check in checks:
+        url, expected = check["url"], check.get("expected_status", 200)
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout) as response:
+                status, body = response.status, response.read(65536).decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read(65536).decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError) as exc:
+            failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
+            continue
+        if status != expected:
+            failures.append(f"{url}: status {status}, expected {expected}")
+        elif check.get("body_contains") and check["body_contains"] not in body:
+            failures.append(f"{url}: body does not contain {check['body_contains']!r}")
+    return failures
+
+
+def bake(cloudwatch, poller: Poller, alarm_names: list[str], smoke_checks: list[dict], seconds: float) -> str | None:
+    """Watch alarms for `seconds` and run the smoke tests; return the first problem, or None."""
+    failures = smoke_test(smoke_checks)
+    if failures:
+        return "smoke test failed: " + "; ".join(failures)
+    if smoke_checks:
+        poller.log(f"Smoke tests passed ({len(smoke_checks)} checks).")
+    deadline = poller.clock() + seconds
+    while True:
+        firing = alarms_in_alarm(cloudwatch, poller, alarm_names)
+        if firing:
+            return "alarm in ALARM during bake: " + ", ".join(firing)
+        if poller.clock() >= deadline:
+            return None
+        poller.wait()
+
+
+def set_listener_weights(elbv2, poller: Poller, listener_arn: str, weights: dict[str, int]) -> None:
+    """Forward the listener's default action to the target groups with these weights."""
+    poller.call(
+        elbv2.modify_listener,
+        ListenerArn=listener_arn,
+        DefaultActions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": arn, "Weight": w} for arn, w in weights.items()]},
+            }
+        ],
+    )

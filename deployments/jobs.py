@@ -1,0 +1,251 @@
+"""The deploy and rollback run kinds: rolling (ECS circuit breaker) and blue/green.
+
+Before the service is touched, a failure ends the run `failed` and AWS is unchanged. After it,
+any failure (rollout FAILED or timed out, an alarm, a smoke test, an AWS error, a cancel) rolls
+back to the kept task definition, ends the run `rolled_back` with the reason, and locks the
+environment so nothing redeploys the bad release until someone unlocks it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from deployments import ecs
+from deployments.ecs import Poller, StepFailed
+from deployments.models import Color, Deployment, Environment, Strategy
+from deployments.services import lock_after_rollback
+from opsconsole import aws
+from opsconsole.runs.context import Canceled, RunContext, RunFailed
+from opsconsole.runs.models import Status
+from opsconsole.runs.registry import run_kind
+
+READ = "Read the service"
+REGISTER = "Register the task definition"
+MIGRATE = "Run migrations"
+UPDATE = "Update the service"
+ROLLOUT = "Wait for the rollout"
+BAKE = "Bake: alarms and smoke tests"
+SHIFT = "Shift traffic"
+
+
+class Deploy:
+    """One deploy or rollback, with what it needs at hand."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.p = ctx.params
+        self.deployment = Deployment.objects.select_related("environment").get(run=ctx.run)
+        region, role = self.p["aws_region"], self.p.get("role_arn", "")
+        self.ecs = aws.client("ecs", region, role)
+        self.cloudwatch = aws.client("cloudwatch", region, role)
+        self.poller = Poller(log=ctx.log.info, interval=settings.DEPLOY_POLL_MS / 1000, check_cancel=ctx.check_cancel)
+        self.image = self.p["release"]["image"]
+
+    def run(self, *, migrate: bool) -> dict:
+        p, ctx = self.p, self.ctx
+        if p["strategy"] == Strategy.BLUE_GREEN:
+            return self.run_blue_green(migrate=migrate)
+        ctx.plan([READ, REGISTER, MIGRATE, UPDATE, ROLLOUT, BAKE])
+        ctx.log.info("Deploying %s to %s (%s).", p["release"]["tag"], p["environment"], self.image)
+        try:
+            with ctx.step(READ):
+                current = ecs.describe_service(self.ecs, self.poller, p["ecs_cluster"], p["ecs_service"])
+                self.deployment.previous_task_definition_arn = current.task_definition
+                self.deployment.save(update_fields=["previous_task_definition_arn"])
+                ctx.log.info("Current task definition (the rollback target): %s", current.task_definition)
+            with ctx.step(REGISTER):
+                new = ecs.register_revision(
+                    self.ecs, self.poller, current.task_definition, p["container_name"], self.image
+                )
+                self.deployment.task_definition_arn = new
+                self.deployment.save(update_fields=["task_definition_arn"])
+                ctx.log.info("Registered %s.", new)
+            self.migrate(new, current, migrate)
+        except StepFailed as failure:
+            raise RunFailed(f"{failure} Nothing was changed on the service.") from None
+
+        # From here on the service is changing: every failure rolls back.
+        try:
+            with ctx.step(UPDATE):
+                deployment_id = ecs.update_service(self.ecs, self.poller, p["ecs_cluster"], p["ecs_service"], new)
+                ctx.log.info("Service updated (deployment %s), circuit breaker on.", deployment_id or "?")
+            with ctx.step(ROLLOUT):
+                rollout = ecs.wait_for_rollout(
+                    self.ecs,
+                    self.poller,
+                    p["ecs_cluster"],
+                    p["ecs_service"],
+                    new,
+                    deployment_id,
+                    p["rollout_timeout_seconds"],
+                )
+                if not rollout.completed:
+                    raise StepFailed(f"Rollout failed: {rollout.reason}")
+                ctx.log.info("Rollout completed.")
+            with ctx.step(BAKE):
+                problem = ecs.bake(self.cloudwatch, self.poller, p["alarm_names"], p["smoke_checks"], p["bake_seconds"])
+                if problem:
+                    raise StepFailed(problem.capitalize())
+                ctx.log.info("Baked for %ss with no alarm.", p["bake_seconds"])
+        except Canceled:
+            return self.roll_back(current.task_definition, "canceled by an operator during the rollout")
+        except (StepFailed, Exception) as failure:  # noqa: B014 (any failure after the update rolls back)
+            return self.roll_back(current.task_definition, str(failure))
+        return self.succeeded(new)
+
+    def migrate(self, task_definition: str, current: ecs.Service, migrate: bool) -> None:
+        p, ctx = self.p, self.ctx
+        if not migrate:
+            ctx.skip_step(MIGRATE, "a rollback does not run migrations")
+            return
+        if not p["migration_command"]:
+            ctx.skip_step(MIGRATE, "no migration command configured")
+            return
+        with ctx.step(MIGRATE):
+            ecs.run_migration(
+                self.ecs,
+                self.poller,
+                p["ecs_cluster"],
+                task_definition,
+                p["container_name"],
+                p["migration_command"],
+                current,
+                p["migration_timeout_seconds"],
+            )
+
+    def succeeded(self, task_definition: str) -> dict:
+        Environment.objects.filter(pk=self.deployment.environment_id).update(live_release=self.deployment.release_id)
+        return {"task_definition": task_definition, "release": self.p["release"]["tag"]}
+
+    def roll_back(self, previous: str, reason: str) -> dict:
+        """Put the service back on `previous`, wait for it, lock the environment, end rolled_back."""
+        p, ctx = self.p, self.ctx
+        ctx.run.transition(Status.ROLLING_BACK, error=reason)
+        ctx.log.warning("Rolling back to %s: %s", previous, reason)
+        with ctx.step("Roll back"):
+            service = ecs.describe_service(self.ecs, self.poller, p["ecs_cluster"], p["ecs_service"])
+            if service.task_definition == previous:
+                ctx.log.info("ECS's circuit breaker already put the service back on %s.", previous)
+                deployment_id = next(
+                    (
+                        d.get("id", "")
+                        for d in service.description.get("deployments", [])
+                        if d.get("status") == "PRIMARY"
+                    ),
+                    "",
+                )
+            else:
+                deployment_id = ecs.update_service(self.ecs, self.poller, p["ecs_cluster"], p["ecs_service"], previous)
+            rollout = ecs.wait_for_rollout(
+                self.ecs,
+                self.poller,
+                p["ecs_cluster"],
+                p["ecs_service"],
+                previous,
+                deployment_id,
+                p["rollout_timeout_seconds"],
+            )
+            if not rollout.completed:
+                lock_after_rollback(ctx.run, f"rollback did not complete: {rollout.reason}")
+                raise RunFailed(
+                    f"{reason}. The rollback to {previous} did not complete ({rollout.reason}); "
+                    "check the service in the ECS console."
+                )
+        lock_after_rollback(ctx.run, reason)
+        ctx.log.warning("Rolled back to %s. %s is locked until someone unlocks it.", previous, p["environment"])
+        return {"rolled_back_to": previous, "reason": reason}
+
+    # --- Blue/green ------------------------------------------------------------------------------
+    def run_blue_green(self, *, migrate: bool) -> dict:
+        p, ctx = self.p, self.ctx
+        live = p["live_color"]
+        idle = Color.GREEN if live == Color.BLUE else Color.BLUE
+        services = {Color.BLUE: p["ecs_service"], Color.GREEN: p["green_service"]}
+        groups = {Color.BLUE: p["blue_target_group_arn"], Color.GREEN: p["green_target_group_arn"]}
+        elbv2 = aws.client("elbv2", p["aws_region"], p.get("role_arn", ""))
+        steps = p["traffic_steps"] or [100]
+        ctx.plan(
+            [
+                READ,
+                REGISTER,
+                MIGRATE,
+                UPDATE,
+                ROLLOUT,
+                "Smoke-test the idle colour",
+                *[f"{SHIFT} to {s}%" for s in steps],
+            ]
+        )
+        ctx.log.info("Blue/green: %s is live; deploying %s to %s.", live, p["release"]["tag"], idle)
+        try:
+            with ctx.step(READ):
+                current = ecs.describe_service(self.ecs, self.poller, p["ecs_cluster"], services[live])
+            with ctx.step(REGISTER):
+                new = ecs.register_revision(
+                    self.ecs, self.poller, current.task_definition, p["container_name"], self.image
+                )
+                Deployment.objects.filter(pk=self.deployment.pk).update(
+                    task_definition_arn=new, previous_task_definition_arn=current.task_definition, color=idle
+                )
+            self.migrate(new, current, migrate)
+            with ctx.step(UPDATE):
+                deployment_id = ecs.update_service(self.ecs, self.poller, p["ecs_cluster"], services[idle], new)
+            with ctx.step(ROLLOUT):
+                rollout = ecs.wait_for_rollout(
+                    self.ecs,
+                    self.poller,
+                    p["ecs_cluster"],
+                    services[idle],
+                    new,
+                    deployment_id,
+                    p["rollout_timeout_seconds"],
+                )
+                if not rollout.completed:
+                    raise StepFailed(f"The {idle} service did not roll out: {rollout.reason}")
+            with ctx.step("Smoke-test the idle colour"):
+                checks = [{"url": p["test_url"], "expected_status": 200}] if p["test_url"] else p["smoke_checks"]
+                failures = ecs.smoke_test(checks)
+                if failures:
+                    raise StepFailed("Smoke test of the idle colour failed: " + "; ".join(failures))
+        except StepFailed as failure:
+            raise RunFailed(f"{failure} Traffic still goes to {live}; nothing was shifted.") from None
+
+        try:
+            for percent in steps:
+                with ctx.step(f"{SHIFT} to {percent}%"):
+                    ecs.set_listener_weights(
+                        elbv2, self.poller, p["listener_arn"], {groups[idle]: percent, groups[live]: 100 - percent}
+                    )
+                    ctx.log.info("%s%% of traffic to %s.", percent, idle)
+                    problem = ecs.bake(
+                        self.cloudwatch, self.poller, p["alarm_names"], p["smoke_checks"], p["bake_seconds"]
+                    )
+                    if problem:
+                        raise StepFailed(problem.capitalize())
+        except (StepFailed, Canceled, Exception) as failure:  # noqa: B014
+            reason = "canceled by an operator" if isinstance(failure, Canceled) else str(failure)
+            ctx.run.transition(Status.ROLLING_BACK, error=reason)
+            with ctx.step("Shift traffic back"):
+                ecs.set_listener_weights(elbv2, self.poller, p["listener_arn"], {groups[live]: 100, groups[idle]: 0})
+            lock_after_rollback(ctx.run, reason)
+            ctx.log.warning("All traffic back on %s: %s", live, reason)
+            return {"live_color": live, "reason": reason}
+        Environment.objects.filter(pk=self.deployment.environment_id).update(
+            live_color=idle, live_release=self.deployment.release_id
+        )
+        ctx.log.info("%s is live; %s keeps running for an instant rollback.", idle, live)
+        return {"live_color": idle, "task_definition": new}
+
+
+@run_kind("deployments.deploy", "Deploy", action="deploy")
+def deploy(ctx: RunContext) -> dict:
+    return Deploy(ctx).run(migrate=True)
+
+
+@run_kind("deployments.rollback", "Rollback", action="deploy")
+def rollback(ctx: RunContext) -> dict:
+    """Deploy an earlier good release again, without migrations, then lock the environment."""
+    job = Deploy(ctx)
+    result = job.run(migrate=False)
+    if ctx.run.status == Status.RUNNING:
+        lock_after_rollback(ctx.run, f"manual rollback to {ctx.params['release']['tag']}")
+    return result

@@ -1,0 +1,357 @@
+"""Deploy, roll back, approve, lock and register releases: the functions pages, the API and the
+CLI call. Each checks its preconditions, refuses with a clear message (changing nothing), and
+otherwise changes state, audits and enqueues in one transaction."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from deployments.models import (
+    DIGEST_PATTERN,
+    TAG_PATTERN,
+    Approval,
+    Decision,
+    Deployment,
+    DeploymentKind,
+    Environment,
+    Release,
+    Strategy,
+    approval_deadline,
+)
+from opsconsole.access.models import Action
+from opsconsole.access.permissions import allowed
+from opsconsole.audit.log import record
+from opsconsole.audit.models import Outcome
+from opsconsole.runs.context import append_event
+from opsconsole.runs.dispatch import QueueUnavailable, check_queue, dispatch_safely
+from opsconsole.runs.models import ACTIVE, EnvironmentLock, IllegalTransition, Level, LockHeld, Run, Status
+from opsconsole.runs.services import LaunchRefused, NotPermitted, launch, principal_name
+
+DEPLOY_KINDS = ("deployments.deploy", "deployments.rollback")
+
+
+class Refused(LaunchRefused):
+    """A deployment request was refused; `code` is a stable machine-readable reason."""
+
+    def __init__(self, message: str, code: str = "refused"):
+        super().__init__(message)
+        self.code = code
+
+
+def _user(principal):
+    return principal if getattr(principal, "is_authenticated", False) else None
+
+
+# --- Releases ----------------------------------------------------------------------------------
+
+
+def register_release(
+    principal,
+    *,
+    repository: str,
+    tag: str,
+    digest: str,
+    git_sha: str = "",
+    commit_message: str = "",
+    commit_url: str = "",
+) -> tuple[Release, bool]:
+    """Register an image as a release. Idempotent on the digest: returns (release, created)."""
+    if not allowed(principal, Action.DEPLOY) and not allowed(principal, Action.RUN):
+        raise NotPermitted("You do not have permission to register releases.")
+    repository, tag, digest = repository.strip(), tag.strip(), digest.strip()
+    if not repository or len(repository) > 255:
+        raise Refused("repository is required (at most 255 characters).", "invalid")
+    if not TAG_PATTERN.match(tag):
+        raise Refused(f"{tag[:60]!r} is not a valid image tag.", "invalid_tag")
+    if not DIGEST_PATTERN.match(digest):
+        raise Refused("digest must look like sha256:<64 hex characters>.", "invalid_digest")
+    if git_sha and not (len(git_sha) <= 40 and all(c in "0123456789abcdef" for c in git_sha.lower())):
+        raise Refused("git_sha must be a hexadecimal commit id.", "invalid")
+    if commit_url and not commit_url.startswith(("https://", "http://")):
+        raise Refused("commit_url must be an http(s) URL.", "invalid")
+    existing = Release.objects.filter(digest=digest).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            release = Release.objects.create(
+                repository=repository,
+                tag=tag,
+                digest=digest,
+                git_sha=git_sha.lower(),
+                commit_message=commit_message[:5000],
+                commit_url=commit_url[:300],
+                registered_by=_user(principal),
+                registered_by_name=principal_name(principal),
+            )
+            record(
+                "deployments.release.registered",
+                actor=_user(principal),
+                actor_name=principal_name(principal),
+                target=f"release:{release.pk}",
+                details={"tag": tag, "digest": digest, "repository": repository},
+            )
+    except IntegrityError:  # registered concurrently by someone else: same answer
+        return Release.objects.get(digest=digest), False
+    return release, True
+
+
+# --- Deploy and roll back ------------------------------------------------------------------------
+
+
+def _check_can_change(environment: Environment, principal, action: str, override_reason: str) -> str:
+    """The preconditions every deploy and rollback shares. Returns the freeze override used, if any."""
+    if not allowed(principal, action, environment):
+        raise NotPermitted(f"You do not have permission to deploy to {environment}.")
+    if not environment.is_deployable:
+        raise Refused(f"{environment} has no ECS cluster, service and container configured.", "not_configured")
+    lock = EnvironmentLock.objects.filter(environment=environment).first()
+    if lock is not None:
+        raise Refused(f"{environment} is locked by {lock.describe()}. Unlock it first.", "locked")
+    active = Run.objects.filter(environment=environment, status__in=ACTIVE).order_by("id").first()
+    if active is not None:
+        raise Refused(
+            f"Run #{active.pk} ({active.kind}) is still {active.get_status_display().lower()} on {environment}.", "busy"
+        )
+    freeze = environment.active_freeze()
+    if freeze is None:
+        return ""
+    if not override_reason.strip():
+        raise Refused(f"{environment} is frozen until {freeze.ends_at:%Y-%m-%d %H:%M} UTC: {freeze.reason}.", "frozen")
+    if not allowed(principal, Action.ADMIN, environment):
+        raise NotPermitted("Only an admin may override a freeze window.")
+    return override_reason.strip()[:200]
+
+
+def _snapshot(environment: Environment) -> dict:
+    """The environment's definition as the run will use it, copied at launch."""
+    fields = (
+        "aws_region",
+        "role_arn",
+        "ecs_cluster",
+        "ecs_service",
+        "task_family",
+        "container_name",
+        "strategy",
+        "migration_command",
+        "smoke_checks",
+        "alarm_names",
+        "bake_seconds",
+        "rollout_timeout_seconds",
+        "migration_timeout_seconds",
+        "green_service",
+        "listener_arn",
+        "test_listener_arn",
+        "blue_target_group_arn",
+        "green_target_group_arn",
+        "test_url",
+        "traffic_steps",
+        "live_color",
+        "approval_ttl_minutes",
+    )
+    return {name: getattr(environment, name) for name in fields}
+
+
+def request_deploy(environment: Environment, release: Release, principal, *, override_reason: str = "") -> Run:
+    override = _check_can_change(environment, principal, Action.DEPLOY, override_reason)
+    return _launch_deployment("deployments.deploy", DeploymentKind.DEPLOY, environment, release, principal, override)
+
+
+def request_rollback(environment: Environment, release: Release, principal, *, override_reason: str = "") -> Run:
+    """Roll back to an earlier release that was deployed successfully to this environment."""
+    override = _check_can_change(environment, principal, Action.DEPLOY, override_reason)
+    good = Deployment.objects.filter(environment=environment, release=release, run__status=Status.SUCCEEDED).exists()
+    if not good:
+        raise Refused(
+            f"{release.tag} was never deployed successfully to {environment}; "
+            "roll back only to a release from its history.",
+            "not_a_good_release",
+        )
+    if environment.live_release_id == release.pk:
+        raise Refused(f"{release.tag} is already live on {environment}.", "already_live")
+    return _launch_deployment(
+        "deployments.rollback", DeploymentKind.ROLLBACK, environment, release, principal, override
+    )
+
+
+def _launch_deployment(
+    kind_name: str, kind: str, environment: Environment, release: Release, principal, override: str
+) -> Run:
+    params = {
+        **_snapshot(environment),
+        "environment": environment.name,
+        "release": {"id": release.pk, "tag": release.tag, "digest": release.digest, "image": release.image},
+        "previous_release_id": environment.live_release_id,
+    }
+    with transaction.atomic():
+        run = launch(
+            kind_name,
+            principal=principal,
+            environment=environment,
+            params=params,
+            awaiting_approval=environment.required_approvals > 0,
+            check_permission=False,
+        )
+        Deployment.objects.create(
+            run=run,
+            environment=environment,
+            release=release,
+            kind=kind,
+            previous_release_id=environment.live_release_id,
+            freeze_override_reason=override,
+            color="" if environment.strategy == Strategy.ROLLING else environment.live_color,
+        )
+        if override:
+            record(
+                "deployments.freeze.overridden",
+                actor=_user(principal),
+                actor_name=principal_name(principal),
+                target=f"run:{run.pk}",
+                environment=environment.name,
+                details={"reason": override},
+            )
+    return run
+
+
+# --- Approvals -----------------------------------------------------------------------------------
+
+
+def decide(run: Run, principal, decision: str, comment: str = "") -> Run:
+    """Approve or reject a run awaiting approval."""
+    environment = run.environment
+    if run.status != Status.AWAITING_APPROVAL:
+        raise Refused(
+            f"Run #{run.pk} is not awaiting approval (it is {run.get_status_display().lower()}).", "not_awaiting"
+        )
+    if _user(principal) is None or not allowed(principal, Action.APPROVE, environment):
+        raise NotPermitted(f"You may not approve deploys to {environment}.")
+    if run.requested_by_id == principal.pk:
+        raise Refused("You cannot approve your own request; ask another approver.", "self_approval")
+    if decision not in Decision.values:
+        raise Refused("decision must be approve or reject.", "invalid")
+    if expire_if_due(run):
+        raise Refused(f"The approval window for run #{run.pk} has passed; it was canceled.", "expired")
+    comment = comment.strip()[:500]
+    if decision == Decision.REJECT and not comment:
+        raise Refused("Say why you reject it in the comment.", "comment_required")
+    with transaction.atomic():
+        try:
+            Approval.objects.create(run=run, user=principal, decision=decision, comment=comment)
+        except IntegrityError:
+            raise Refused("You have already voted on this run.", "already_voted") from None
+        record(
+            f"{run.kind}.{'approved' if decision == Decision.APPROVE else 'rejected'}",
+            actor=principal,
+            target=f"run:{run.pk}",
+            environment=environment.name,
+            details={"run": run.pk, "comment": comment},
+        )
+        append_event(
+            run,
+            f"{decision.capitalize()}d by {principal.get_username()}" + (f": {comment}" if comment else "."),
+            Level.INFO,
+        )
+        if decision == Decision.REJECT:
+            run.transition(Status.CANCELED, error=f"Rejected by {principal.get_username()}: {comment}")
+            return run
+        approvals = run.approvals.filter(decision=Decision.APPROVE).count()
+        if approvals >= environment.required_approvals:
+            try:
+                check_queue()
+            except QueueUnavailable as exc:
+                raise Refused(str(exc), "queue_unavailable") from None
+            run.transition(Status.QUEUED)
+            append_event(run, f"Approved ({approvals} of {environment.required_approvals}); queued.")
+            transaction.on_commit(lambda: dispatch_safely(run.pk))
+    return run
+
+
+def expire_if_due(run: Run) -> bool:
+    if run.status != Status.AWAITING_APPROVAL or timezone.now() < approval_deadline(run):
+        return False
+    try:
+        run.transition(Status.CANCELED, error="Approval expired.")
+    except IllegalTransition:
+        return False
+    append_event(run, "Canceled: nobody approved it in time.", Level.WARNING)
+    record(
+        f"{run.kind}.expired",
+        target=f"run:{run.pk}",
+        environment=run.environment.name,
+        details={"run": run.pk},
+        outcome=Outcome.FAILURE,
+    )
+    return True
+
+
+def expire_approvals() -> int:
+    return sum(expire_if_due(run) for run in Run.objects.filter(status=Status.AWAITING_APPROVAL, kind__in=DEPLOY_KINDS))
+
+
+# --- Locks -----------------------------------------------------------------------------------------
+
+
+def lock(environment: Environment, principal, reason: str) -> EnvironmentLock:
+    if not allowed(principal, Action.DEPLOY, environment):
+        raise NotPermitted(f"You may not lock {environment}.")
+    reason = reason.strip()
+    if not reason:
+        raise Refused("Say why you lock it.", "reason_required")
+    with transaction.atomic():
+        try:
+            held = EnvironmentLock.acquire(environment, held_by=principal_name(principal), reason=reason[:200])
+        except LockHeld as exc:
+            raise Refused(str(exc), "locked") from None
+        record(
+            "deployments.environment.locked",
+            actor=_user(principal),
+            actor_name=principal_name(principal),
+            target=f"environment:{environment.name}",
+            environment=environment.name,
+            details={"reason": reason},
+        )
+    return held
+
+
+def unlock(environment: Environment, principal) -> None:
+    from opsconsole.runs.runner import dispatch_next_waiting
+
+    if not allowed(principal, Action.DEPLOY, environment):
+        raise NotPermitted(f"You may not unlock {environment}.")
+    with transaction.atomic():
+        held = EnvironmentLock.objects.select_for_update().filter(environment=environment).first()
+        if held is None:
+            raise Refused(f"{environment} is not locked.", "not_locked")
+        if held.run_id is not None:
+            raise Refused(
+                f"{environment} is held by run #{held.run_id} while it runs; cancel the run instead.", "held_by_run"
+            )
+        held.delete()
+        record(
+            "deployments.environment.unlocked",
+            actor=_user(principal),
+            actor_name=principal_name(principal),
+            target=f"environment:{environment.name}",
+            environment=environment.name,
+            details={"was": held.describe()},
+        )
+        dispatch_next_waiting(environment.pk)
+
+
+def lock_after_rollback(run: Run, reason: str) -> None:
+    """Turn the run's lock into a held lock, so nothing redeploys the bad release until someone unlocks."""
+    text = f"Rolled back by run #{run.pk}: {reason}"[:200]
+    with transaction.atomic():
+        updated = EnvironmentLock.objects.filter(run=run).update(run=None, held_by="opsconsole", reason=text)
+        if not updated:
+            EnvironmentLock.objects.get_or_create(
+                environment=run.environment, defaults={"held_by": "opsconsole", "reason": text}
+            )
+        record(
+            "deployments.environment.locked",
+            actor_name="opsconsole",
+            target=f"environment:{run.environment.name}",
+            environment=run.environment.name,
+            details={"reason": text, "run": run.pk},
+        )

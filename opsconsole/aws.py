@@ -1,0 +1,64 @@
+"""The one AWS client factory: region, optional assumed role, endpoint override, adaptive retries.
+
+Credentials come from the standard boto3 chain (environment, profile, instance or task role) or
+from an assumed role; they never pass through the console's database. `AWS_ENDPOINT_URL` (read by
+boto3 itself) points every client at a stand-in such as the sandbox's moto server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalError",
+        "InternalFailure",
+    }
+)
+
+_sessions: dict[tuple[str, str], tuple[boto3.Session, float]] = {}
+_lock = threading.Lock()
+
+
+def _session(region: str, role_arn: str = "") -> boto3.Session:
+    if not role_arn:
+        return boto3.Session(region_name=region)
+    with _lock:
+        cached = _sessions.get((region, role_arn))
+        if cached and cached[1] > time.time() + 300:
+            return cached[0]
+        sts = boto3.Session(region_name=region).client("sts", config=RETRY_CONFIG)
+        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="opsconsole")["Credentials"]
+        session = boto3.Session(
+            region_name=region,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        _sessions[(region, role_arn)] = (session, creds["Expiration"].timestamp())
+        return session
+
+
+def client(service: str, region: str, role_arn: str = ""):
+    return _session(region, role_arn).client(service, config=RETRY_CONFIG)
+
+
+def is_transient(error: Exception) -> bool:
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in TRANSIENT_CODES
+
+
+def error_code(error: Exception) -> str:
+    return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""

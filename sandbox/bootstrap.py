@@ -1,0 +1,190 @@
+"""The demo stack the sandbox AWS starts with, mirroring the seed plan's "Sentinel" API.
+
+Per environment (staging, production, us-east-1): an ECS cluster, a task definition, a blue and a
+green service behind an ALB with weighted target groups, and CloudWatch alarms. Shared: an ECR
+repository whose tags become releases (one ends in `-broken` to show an automatic rollback).
+Everything is created through boto3 against the sandbox endpoint, exactly as against AWS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import boto3
+
+REGION = "us-east-1"
+REPOSITORY = "sentinel-api"
+TAGS = ("v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0-broken")
+ENVIRONMENTS = ("staging", "production")
+
+
+@dataclass
+class StackEnvironment:
+    name: str
+    cluster: str
+    service: str
+    green_service: str
+    family: str
+    container: str
+    alarm_names: list[str]
+    listener_arn: str = ""
+    test_listener_arn: str = ""
+    blue_target_group_arn: str = ""
+    green_target_group_arn: str = ""
+
+
+@dataclass
+class Stack:
+    endpoint: str
+    repository_uri: str
+    images: dict[str, str] = field(default_factory=dict)  # tag -> digest
+    environments: dict[str, StackEnvironment] = field(default_factory=dict)
+
+
+def clients(endpoint: str, region: str = REGION):
+    def make(service: str):
+        return boto3.client(
+            service,
+            region_name=region,
+            endpoint_url=endpoint,
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",
+        )
+
+    return make
+
+
+def _manifest(tag: str) -> str:
+    layer = hashlib.sha256(tag.encode()).hexdigest()
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 1,
+                "digest": f"sha256:{layer}",
+            },
+            # moto derives the image digest from the layer digests, so each tag gets its own layer.
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": 1,
+                    "digest": f"sha256:{hashlib.sha256(('layer-' + tag).encode()).hexdigest()}",
+                }
+            ],
+        }
+    )
+
+
+def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) -> Stack:
+    make = clients(endpoint)
+    ecr, ecs, cloudwatch, ec2, elbv2 = make("ecr"), make("ecs"), make("cloudwatch"), make("ec2"), make("elbv2")
+
+    repo = ecr.create_repository(repositoryName=REPOSITORY)["repository"]
+    stack = Stack(endpoint=endpoint, repository_uri=repo["repositoryUri"])
+    for tag in TAGS:
+        image = ecr.put_image(repositoryName=REPOSITORY, imageTag=tag, imageManifest=_manifest(tag))["image"]
+        stack.images[tag] = image["imageId"]["imageDigest"]
+
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
+        for i, az in ((1, "a"), (2, "b"))
+    ]
+
+    for name in environments:
+        cluster = f"sentinel-{name}"
+        family = f"sentinel-api-{name}"
+        ecs.create_cluster(clusterName=cluster)
+        definition = ecs.register_task_definition(
+            # Real Fargate needs requiresCompatibilities FARGATE and networkMode awsvpc; moto 5.2
+            # crashes placing awsvpc tasks (NetworkInterface.private_dns_name), so the sandbox
+            # leaves both at their defaults and only the service's launch type says FARGATE.
+            family=family,
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {
+                    "name": "api",
+                    "image": f"{stack.repository_uri}@{stack.images[TAGS[0]]}",
+                    "memory": 512,
+                    "essential": True,
+                    "portMappings": [{"containerPort": 8000}],
+                    "secrets": [
+                        {
+                            "name": "DATABASE_PASSWORD",
+                            "valueFrom": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:sentinel-{name}-db",
+                        }
+                    ],
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        alb = elbv2.create_load_balancer(Name=f"sentinel-{name}", Subnets=subnets)["LoadBalancers"][0]
+        groups = {
+            color: elbv2.create_target_group(
+                Name=f"sentinel-{name}-{color}", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip"
+            )["TargetGroups"][0]["TargetGroupArn"]
+            for color in ("blue", "green")
+        }
+        listener = elbv2.create_listener(
+            LoadBalancerArn=alb["LoadBalancerArn"],
+            Protocol="HTTP",
+            Port=80,
+            DefaultActions=[
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": groups["blue"], "Weight": 100},
+                            {"TargetGroupArn": groups["green"], "Weight": 0},
+                        ]
+                    },
+                }
+            ],
+        )["Listeners"][0]["ListenerArn"]
+        test_listener = elbv2.create_listener(
+            LoadBalancerArn=alb["LoadBalancerArn"],
+            Protocol="HTTP",
+            Port=8080,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": groups["green"]}],
+        )["Listeners"][0]["ListenerArn"]
+        services = {}
+        for color, service in (("blue", f"sentinel-api-{name}"), ("green", f"sentinel-api-{name}-green")):
+            ecs.create_service(
+                cluster=cluster,
+                serviceName=service,
+                taskDefinition=definition,
+                desiredCount=2,
+                launchType="FARGATE",
+                loadBalancers=[{"targetGroupArn": groups[color], "containerName": "api", "containerPort": 8000}],
+            )
+            services[color] = service
+        alarms = [f"sentinel-{name}-5xx-rate", f"sentinel-{name}-p95-latency"]
+        for alarm in alarms:
+            cloudwatch.put_metric_alarm(
+                AlarmName=alarm,
+                MetricName="HTTPCode_Target_5XX_Count" if "5xx" in alarm else "TargetResponseTime",
+                Namespace="AWS/ApplicationELB",
+                Statistic="Sum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=10,
+                ComparisonOperator="GreaterThanThreshold",
+            )
+        stack.environments[name] = StackEnvironment(
+            name=name,
+            cluster=cluster,
+            service=services["blue"],
+            green_service=services["green"],
+            family=family,
+            container="api",
+            alarm_names=alarms,
+            listener_arn=listener,
+            test_listener_arn=test_listener,
+            blue_target_group_arn=groups["blue"],
+            green_target_group_arn=groups["green"],
+        )
+    return stack

@@ -1,0 +1,173 @@
+"""A documented extension of moto's ECS model: deployments that roll out.
+
+moto keeps a service's first deployment forever and never moves `rolloutState`. With this patch:
+
+- update_service with a new task definition makes a new PRIMARY deployment (IN_PROGRESS, 0 tasks
+  running); the previous PRIMARY becomes ACTIVE.
+- Each describe_services advances it by the clock: tasks start over ROLLOUT_SECONDS, then the
+  deployment is COMPLETED and the older deployments drain away.
+- If the new task definition's image tag ends in `-broken`, the tasks "fail to start": after
+  FAIL_SECONDS the deployment is FAILED with a circuit-breaker reason, a service event says so,
+  and (as ECS does with rollback on) a new PRIMARY deployment of the last completed task
+  definition rolls out in its place.
+
+Timings come from SANDBOX_ROLLOUT_SECONDS (default 6) and SANDBOX_FAIL_SECONDS (default 4).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+
+from moto.ecs import models as ecs_models
+from moto.moto_api._internal import mock_random
+
+ROLLOUT_SECONDS = float(os.environ.get("SANDBOX_ROLLOUT_SECONDS", "6"))
+FAIL_SECONDS = float(os.environ.get("SANDBOX_FAIL_SECONDS", "4"))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _image_tags(backend, task_definition_arn: str) -> list[str]:
+    """The tags of every image in the task definition; an image given by digest is looked up in
+    the sandbox's ECR, as the console deploys by digest."""
+    from moto.ecr.models import ecr_backends
+
+    definition = backend.describe_task_definition(task_definition_arn)
+    tags = []
+    for container in definition.container_definitions:
+        image = container.get("image", "")
+        if "@" in image:
+            digest = image.rsplit("@", 1)[1]
+            ecr = ecr_backends[backend.account_id][backend.region_name]
+            tags += [
+                t
+                for repo in ecr.repositories.values()
+                for i in repo.images
+                if i.get_image_digest() == digest
+                for t in i.image_tags
+            ]
+        elif ":" in image.rsplit("/", 1)[-1]:
+            tags.append(image.rsplit(":", 1)[1])
+    return tags
+
+
+def _is_broken(backend, task_definition_arn: str) -> bool:
+    return any(tag.endswith("-broken") for tag in _image_tags(backend, task_definition_arn))
+
+
+def _new_deployment(service, task_definition: str) -> dict:
+    deployment_id = f"ecs-svc/{mock_random.randint(0, 32**12)}"
+    now = _now()
+    return {
+        "id": deployment_id,
+        "status": "PRIMARY",
+        "taskDefinition": task_definition,
+        "desiredCount": service.desired_count,
+        "pendingCount": service.desired_count,
+        "runningCount": 0,
+        "failedTasks": 0,
+        "createdAt": now,
+        "updatedAt": now,
+        "launchType": service.launch_type,
+        "rolloutState": "IN_PROGRESS",
+        "rolloutStateReason": f"ECS deployment {deployment_id} in progress.",
+        "_started": time.monotonic(),  # private: the response serialiser emits only API shape members
+    }
+
+
+def _event(service, message: str) -> None:
+    service.events.insert(0, {"id": str(mock_random.uuid4()), "createdAt": _now(), "message": message})
+
+
+def _start_rollout(backend, service, task_definition: str) -> None:
+    for deployment in service.deployments:
+        if deployment["status"] == "PRIMARY":
+            deployment["status"] = "ACTIVE"
+    service.deployments.insert(0, _new_deployment(service, task_definition))
+    service.task_definition = task_definition
+    _event(service, f"(service {service.name}) has started 1 tasks: (task {mock_random.uuid4()}).")
+
+
+def advance(backend, service) -> None:
+    primary = next((d for d in service.deployments if d["status"] == "PRIMARY"), None)
+    if primary is None or primary.get("rolloutState") != "IN_PROGRESS" or "_started" not in primary:
+        return
+    elapsed = time.monotonic() - primary["_started"]
+    broken = _is_broken(backend, primary["taskDefinition"])
+    if broken:
+        primary["failedTasks"] = int(elapsed)
+        if elapsed < FAIL_SECONDS:
+            return
+        primary.update(
+            status="ACTIVE",
+            rolloutState="FAILED",
+            updatedAt=_now(),
+            rolloutStateReason="ECS deployment circuit breaker: tasks failed to start.",
+        )
+        _event(
+            service, f"(service {service.name}) deployment {primary['id']} deployment failed: tasks failed to start."
+        )
+        previous = next((d for d in service.deployments if d is not primary), None)
+        if previous is not None:
+            _event(service, f"(service {service.name}) rolling back to deployment {previous['id']}.")
+            _start_rollout(backend, service, previous["taskDefinition"])
+        return
+    running = min(service.desired_count, int(service.desired_count * elapsed / ROLLOUT_SECONDS))
+    primary.update(runningCount=running, pendingCount=service.desired_count - running, updatedAt=_now())
+    if elapsed >= ROLLOUT_SECONDS:
+        primary.update(
+            runningCount=service.desired_count,
+            pendingCount=0,
+            rolloutState="COMPLETED",
+            rolloutStateReason=f"ECS deployment {primary['id']} completed.",
+        )
+        service.deployments[:] = [primary]
+        service.running_count = service.desired_count
+        _event(service, f"(service {service.name}) has reached a steady state.")
+
+
+def install() -> None:
+    backend_class = ecs_models.EC2ContainerServiceBackend
+    original_create = backend_class.create_service
+    original_update = backend_class.update_service
+    original_describe = backend_class.describe_services
+
+    def create_service(self, *args, **kwargs):
+        # A new service starts steady: its first deployment has completed.
+        service = original_create(self, *args, **kwargs)
+        for deployment in service.deployments:
+            deployment.update(
+                rolloutState="COMPLETED",
+                runningCount=service.desired_count,
+                pendingCount=0,
+                rolloutStateReason=f"ECS deployment {deployment['id']} completed.",
+            )
+        service.running_count, service.pending_count = service.desired_count, 0
+        return service
+
+    def update_service(self, service_properties):
+        cluster = service_properties.get("cluster", "default")
+        name = service_properties["service"].split("/")[-1]
+        new_definition = service_properties.get("task_definition")
+        before = self._get_service(cluster, name).task_definition
+        service = original_update(self, service_properties)
+        if new_definition:
+            arn = self.describe_task_definition(new_definition).arn
+            service.task_definition = before
+            if arn != before or service_properties.get("force_new_deployment"):
+                _start_rollout(self, service, arn)
+        return service
+
+    def describe_services(self, cluster_str, service_names_or_arns):
+        result, failures = original_describe(self, cluster_str, service_names_or_arns)
+        for service in result:
+            advance(self, service)
+        return result, failures
+
+    backend_class.create_service = create_service
+    backend_class.update_service = update_service
+    backend_class.describe_services = describe_services

@@ -85,7 +85,7 @@ class Deploy:
             with ctx.step(BAKE):
                 problem = ecs.bake(self.cloudwatch, self.poller, p["alarm_names"], p["smoke_checks"], p["bake_seconds"])
                 if problem:
-                    raise StepFailed(problem.capitalize())
+                    raise StepFailed(problem[0].upper() + problem[1:])
                 ctx.log.info("Baked for %ss with no alarm.", p["bake_seconds"])
         except Canceled:
             return self.roll_back(current.task_definition, "canceled by an operator during the rollout")
@@ -220,7 +220,7 @@ class Deploy:
                         self.cloudwatch, self.poller, p["alarm_names"], p["smoke_checks"], p["bake_seconds"]
                     )
                     if problem:
-                        raise StepFailed(problem.capitalize())
+                        raise StepFailed(problem[0].upper() + problem[1:])
         except (StepFailed, Canceled, Exception) as failure:  # noqa: B014
             reason = "canceled by an operator" if isinstance(failure, Canceled) else str(failure)
             ctx.run.transition(Status.ROLLING_BACK, error=reason)

@@ -14,11 +14,28 @@ MAX_JSON_DEPTH = 20
 
 
 class BadRequest(Exception):
-    pass
+    def __init__(self, message: str, code: str = "bad_request"):
+        super().__init__(message)
+        self.code = code
 
 
-def error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
+class Conflict(BadRequest):
+    """The request is well formed but the state forbids it (locked, frozen, busy): 409."""
+
+
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method",
+    409: "conflict",
+}
+
+
+def error(status: int, message: str, code: str = "") -> JsonResponse:
+    """Every API error: {"error": message, "code": a stable machine-readable reason}."""
+    return JsonResponse({"error": message, "code": code or STATUS_CODES.get(status, "error")}, status=status)
 
 
 def _depth(value, level: int = 0) -> int:
@@ -62,8 +79,10 @@ def api_endpoint(*methods: str):
                 return error(401, "Authenticate with an API token (Authorization: Bearer ...).")
             try:
                 return view(request, *args, **kwargs)
+            except Conflict as exc:
+                return error(409, str(exc), exc.code)
             except BadRequest as exc:
-                return error(400, str(exc))
+                return error(400, str(exc), exc.code)
             except PermissionDenied as exc:
                 return error(403, str(exc) or "Permission denied.")
             except Http404:

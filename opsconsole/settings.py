@@ -174,6 +174,8 @@ if RUN_LOST_AFTER_SECONDS <= RUN_HEARTBEAT_SECONDS:
 
 # Deploys: how often the worker polls AWS while waiting (migrations, rollouts, bake alarms).
 DEPLOY_POLL_MS = env_int("DEPLOY_POLL_MS", 5000, minimum=10)
+# ECR repositories whose tagged images "Sync from ECR" registers as releases: "region/name,...".
+OPSCONSOLE_ECR_REPOSITORIES = env_list("OPSCONSOLE_ECR_REPOSITORIES", [])
 
 # --- Access ------------------------------------------------------------------------------------
 LOGIN_FAILURES_ALLOWED = env_int("LOGIN_FAILURES_ALLOWED", 5, minimum=1)

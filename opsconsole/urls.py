@@ -5,6 +5,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
+from deployments import api as deployment_api
+from deployments import views as deployment_views
 from opsconsole.audit import views as audit
 from opsconsole.runs import api as runs_api
 from opsconsole.ui import views as ui
@@ -14,7 +16,15 @@ urlpatterns = [
     path("login/", ui.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("sudo/", ui.sudo, name="sudo"),
-    path("environments/", ui.environments, name="environments"),
+    path("environments/", deployment_views.dashboard, name="environments"),
+    path("environments/<slug:name>/", deployment_views.environment_detail, name="environment"),
+    path("environments/<slug:name>/deploy/", deployment_views.deploy, name="deploy"),
+    path("environments/<slug:name>/rollback/", deployment_views.rollback, name="rollback"),
+    path("environments/<slug:name>/lock/", deployment_views.lock, name="lock"),
+    path("environments/<slug:name>/runs/<int:run_id>/decide/", deployment_views.decide, name="decide"),
+    path("releases/", deployment_views.releases, name="releases"),
+    path("releases/sync/", deployment_views.sync_releases, name="sync_releases"),
+    path("releases/compare/", deployment_views.compare, name="compare_releases"),
     path("runs/", ui.runs, name="runs"),
     path("runs/selftest/", ui.start_selftest, name="start_selftest"),
     path("runs/<int:run_id>/", ui.run_detail, name="run"),
@@ -30,6 +40,11 @@ urlpatterns = [
     path("section/<slug:section>/", ui.not_built, name="section"),
     path("healthz", ui.healthz, name="healthz"),
     path("readyz", ui.readyz, name="readyz"),
+    path("api/v1/openapi.json", deployment_api.openapi, name="api_openapi"),
+    path("api/v1/environments", deployment_api.environments, name="api_environments"),
+    path("api/v1/environments/<slug:name>/deploy", deployment_api.deploy, name="api_deploy"),
+    path("api/v1/environments/<slug:name>/rollback", deployment_api.rollback, name="api_rollback"),
+    path("api/v1/releases", deployment_api.releases, name="api_releases"),
     path("api/v1/runs", runs_api.runs, name="api_runs"),
     path("api/v1/runs/<int:run_id>", runs_api.run_detail, name="api_run"),
     path("api/v1/runs/<int:run_id>/events", runs_api.run_events, name="api_run_events"),

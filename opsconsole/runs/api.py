@@ -45,7 +45,7 @@ def _visible(request, run_id: int) -> Run:
 def runs(request):
     principal = principal_of(request)
     if request.method == "POST":
-        _enforce_csrf_for_session(request)
+        enforce_csrf_for_session(request)
         body = json_body(request)
         environment = None
         if body.get("environment"):
@@ -96,7 +96,7 @@ def run_events(request, run_id: int):
 @csrf_exempt
 @api_endpoint("POST")
 def run_cancel(request, run_id: int):
-    _enforce_csrf_for_session(request)
+    enforce_csrf_for_session(request)
     run = _visible(request, run_id)
     try:
         cancel(run, principal_of(request))
@@ -108,7 +108,7 @@ def run_cancel(request, run_id: int):
     return JsonResponse(run_json(run), status=202)
 
 
-def _enforce_csrf_for_session(request) -> None:
+def enforce_csrf_for_session(request) -> None:
     """A browser session calling the API must present the CSRF token, like any form."""
     if request.api_token is not None:
         return

@@ -4,6 +4,7 @@ from django.conf import settings
 
 NAVIGATION = (
     ("environments", "Environments", "/environments/"),
+    ("releases", "Releases", "/releases/"),
     ("runs", "Runs", "/runs/"),
     ("backups", "Backups", "/section/backups/"),
     ("dr", "DR", "/section/dr/"),

@@ -8,7 +8,6 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import OuterRef, Subquery
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -52,19 +51,6 @@ def visible_run(request, run_id: int) -> Run:
 @login_required
 def home(request):
     return redirect("environments")
-
-
-@login_required
-def environments(request):
-    envs = Environment.objects.select_related("lock")
-    env_ids = visible_environment_ids(request.user)
-    if env_ids is not None:
-        envs = envs.filter(pk__in=env_ids)
-    latest_run = Run.objects.filter(environment=OuterRef("pk")).order_by("-id").values("id")[:1]
-    envs = list(envs.annotate(latest_run_id=Subquery(latest_run)))
-    latest = Run.objects.in_bulk([env.latest_run_id for env in envs if env.latest_run_id])
-    rows = [(env, latest.get(env.latest_run_id)) for env in envs]
-    return render(request, "ui/environments.html", {"rows": rows})
 
 
 @login_required

@@ -1,0 +1,149 @@
+"""JSON API for CI: register and list releases, request deploys and rollbacks, list environments,
+and the OpenAPI document describing the whole /api/v1/."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from deployments import services
+from deployments.models import Environment, Release
+from deployments.openapi import DOCUMENT
+from opsconsole.access.models import Action
+from opsconsole.access.permissions import principal_of, require, visible_environment_ids
+from opsconsole.api import BadRequest, Conflict, api_endpoint, json_body
+from opsconsole.runs.api import enforce_csrf_for_session, run_json
+from opsconsole.runs.services import NotPermitted
+from opsconsole.ui.pagination import keyset_page, parse_int
+
+CONFLICT_CODES = {"locked", "busy", "frozen", "already_live", "not_a_good_release", "not_configured"}
+
+
+def release_json(release: Release) -> dict:
+    return {
+        "id": release.pk,
+        "repository": release.repository,
+        "tag": release.tag,
+        "digest": release.digest,
+        "image": release.image,
+        "git_sha": release.git_sha,
+        "commit_message": release.commit_message,
+        "commit_url": release.commit_url,
+        "registered_by": release.registered_by_name,
+        "created_at": release.created_at.isoformat(),
+    }
+
+
+def environment_json(env: Environment) -> dict:
+    lock = getattr(env, "lock", None)
+    return {
+        "name": env.name,
+        "tier": env.tier,
+        "region": env.aws_region,
+        "strategy": env.strategy,
+        "live_release": release_json(env.live_release) if env.live_release else None,
+        "live_color": env.live_color if env.strategy == "blue_green" else None,
+        "locked": lock is not None,
+        "lock_reason": lock.describe() if lock else None,
+        "required_approvals": env.required_approvals,
+    }
+
+
+def _string(body: dict, name: str, required: bool = True) -> str:
+    value = body.get(name, "")
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string.", "invalid")
+    if required and not value.strip():
+        raise BadRequest(f"{name} is required.", "invalid")
+    return value
+
+
+@api_endpoint("GET")
+def openapi(request):
+    return JsonResponse(DOCUMENT)
+
+
+@api_endpoint("GET")
+def environments(request):
+    require(request, Action.VIEW)
+    envs = Environment.objects.select_related("live_release", "lock")
+    env_ids = visible_environment_ids(principal_of(request))
+    if env_ids is not None:
+        envs = envs.filter(pk__in=env_ids)
+    return JsonResponse({"environments": [environment_json(env) for env in envs]})
+
+
+@csrf_exempt
+@api_endpoint("GET", "POST")
+def releases(request):
+    if request.method == "GET":
+        require(request, Action.VIEW)
+        page = keyset_page(Release.objects.all(), "id", parse_int(request.GET.get("before")))
+        return JsonResponse({"releases": [release_json(r) for r in page.items], "next_before": page.next_before})
+    enforce_csrf_for_session(request)
+    body = json_body(request)
+    try:
+        release, created = services.register_release(
+            principal_of(request),
+            repository=_string(body, "repository"),
+            tag=_string(body, "tag"),
+            digest=_string(body, "digest"),
+            git_sha=_string(body, "git_sha", False),
+            commit_message=_string(body, "commit_message", False),
+            commit_url=_string(body, "commit_url", False),
+        )
+    except NotPermitted as exc:
+        raise PermissionDenied(str(exc)) from None
+    except services.Refused as exc:
+        raise BadRequest(str(exc), exc.code) from None
+    return JsonResponse(release_json(release), status=201 if created else 200)
+
+
+def _release_from(body: dict) -> Release:
+    if "release_id" in body:
+        release_id = body["release_id"]
+        if not isinstance(release_id, int) or isinstance(release_id, bool):
+            raise BadRequest("release_id must be an integer.", "invalid")
+        release = Release.objects.filter(pk=release_id).first()
+    elif "digest" in body:
+        release = Release.objects.filter(digest=_string(body, "digest")).first()
+    else:
+        raise BadRequest("Give release_id or digest.", "invalid")
+    if release is None:
+        raise BadRequest("There is no such release; register it first.", "unknown_release")
+    return release
+
+
+def _request(request, name: str, action):
+    enforce_csrf_for_session(request)
+    environment = Environment.objects.filter(name=name).first()
+    if environment is None:
+        raise BadRequest(f"There is no environment called {name!r}.", "unknown_environment")
+    require(request, Action.VIEW, environment)
+    body = json_body(request)
+    release = _release_from(body)
+    reason = body.get("override_reason", "")
+    if not isinstance(reason, str):
+        raise BadRequest("override_reason must be a string.", "invalid")
+    try:
+        run = action(environment, release, principal_of(request), override_reason=reason)
+    except NotPermitted as exc:
+        raise PermissionDenied(str(exc)) from None
+    except services.Refused as exc:
+        if exc.code in CONFLICT_CODES:
+            raise Conflict(str(exc), exc.code) from None
+        raise BadRequest(str(exc), exc.code) from None
+    return JsonResponse(run_json(run), status=202)
+
+
+@csrf_exempt
+@api_endpoint("POST")
+def deploy(request, name: str):
+    return _request(request, name, services.request_deploy)
+
+
+@csrf_exempt
+@api_endpoint("POST")
+def rollback(request, name: str):
+    return _request(request, name, services.request_rollback)

@@ -1,0 +1,312 @@
+"""The OpenAPI 3 document served at /api/v1/openapi.json (kept beside the code it describes)."""
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERRORS = {
+    "400": _json(ERROR, "Bad input; nothing changed"),
+    "401": _json(ERROR, "No valid token"),
+    "403": _json(ERROR, "The token or user may not do this"),
+}
+
+RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+ENV_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}}
+BEFORE = {
+    "name": "before",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1},
+    "description": "Keyset pagination: items with an id below this one.",
+}
+DEPLOY_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "release_id": {"type": "integer"},
+                    "digest": {"type": "string"},
+                    "override_reason": {"type": "string", "description": "Admins only: deploy during a freeze window."},
+                },
+            }
+        }
+    },
+}
+
+DOCUMENT = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "Ops Console API",
+        "version": "1",
+        "description": "Authenticate with `Authorization: Bearer <token>` (create tokens on the API tokens page).",
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/v1/environments": {
+            "get": {
+                "summary": "Environments with their live release and state",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["environments"],
+                            "properties": {
+                                "environments": {"type": "array", "items": {"$ref": "#/components/schemas/Environment"}}
+                            },
+                        }
+                    ),
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/environments/{name}/deploy": {
+            "post": {
+                "summary": "Request a deploy of a release",
+                "parameters": [ENV_NAME],
+                "requestBody": DEPLOY_BODY,
+                "responses": {
+                    "202": _json({"$ref": "#/components/schemas/Run"}, "The run was created"),
+                    "409": _json(ERROR, "Locked, frozen, or another run is active"),
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/environments/{name}/rollback": {
+            "post": {
+                "summary": "Request a rollback to an earlier good release",
+                "parameters": [ENV_NAME],
+                "requestBody": DEPLOY_BODY,
+                "responses": {
+                    "202": _json({"$ref": "#/components/schemas/Run"}, "The run was created"),
+                    "409": _json(ERROR, "Locked, frozen, busy, or not a good release"),
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/releases": {
+            "get": {
+                "summary": "Releases, newest first",
+                "parameters": [BEFORE],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["releases"],
+                            "properties": {
+                                "releases": {"type": "array", "items": {"$ref": "#/components/schemas/Release"}},
+                                "next_before": {"type": "integer", "nullable": True},
+                            },
+                        }
+                    ),
+                    **ERRORS,
+                },
+            },
+            "post": {
+                "summary": "Register a built image (idempotent on the digest)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["repository", "tag", "digest"],
+                                "properties": {
+                                    "repository": {"type": "string"},
+                                    "tag": {"type": "string"},
+                                    "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                                    "git_sha": {"type": "string"},
+                                    "commit_message": {"type": "string"},
+                                    "commit_url": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json({"$ref": "#/components/schemas/Release"}, "Registered"),
+                    "200": _json({"$ref": "#/components/schemas/Release"}, "Already registered"),
+                    **ERRORS,
+                },
+            },
+        },
+        "/api/v1/runs": {
+            "get": {
+                "summary": "Runs, newest first",
+                "parameters": [
+                    BEFORE,
+                    {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["runs"],
+                            "properties": {
+                                "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
+                                "next_before": {"type": "integer", "nullable": True},
+                            },
+                        }
+                    ),
+                    **ERRORS,
+                },
+            },
+            "post": {
+                "summary": "Start a run of any kind the token may start",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["kind"],
+                                "properties": {
+                                    "kind": {"type": "string"},
+                                    "environment": {"type": "string"},
+                                    "params": {"type": "object"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {"201": _json({"$ref": "#/components/schemas/Run"}, "Created"), **ERRORS},
+            },
+        },
+        "/api/v1/runs/{run_id}": {
+            "get": {
+                "summary": "One run",
+                "parameters": [RUN_ID],
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Run"}),
+                    "404": _json(ERROR, "No such run"),
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/runs/{run_id}/events": {
+            "get": {
+                "summary": "A run's events after a sequence number (poll to follow the log)",
+                "parameters": [
+                    RUN_ID,
+                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["status", "terminal", "events"],
+                            "properties": {
+                                "status": {"type": "string"},
+                                "terminal": {"type": "boolean"},
+                                "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                            },
+                        }
+                    ),
+                    "404": _json(ERROR, "No such run"),
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/v1/runs/{run_id}/cancel": {
+            "post": {
+                "summary": "Ask a run to stop",
+                "parameters": [RUN_ID],
+                "responses": {
+                    "202": _json({"$ref": "#/components/schemas/Run"}, "Cancel requested"),
+                    "404": _json(ERROR, "No such run"),
+                    "409": _json(ERROR, "Already ended"),
+                    **ERRORS,
+                },
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error", "code"],
+                "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
+            },
+            "Release": {
+                "type": "object",
+                "required": ["id", "repository", "tag", "digest"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "repository": {"type": "string"},
+                    "tag": {"type": "string"},
+                    "digest": {"type": "string"},
+                    "image": {"type": "string"},
+                    "git_sha": {"type": "string"},
+                    "commit_message": {"type": "string"},
+                    "commit_url": {"type": "string"},
+                    "registered_by": {"type": "string"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                },
+            },
+            "Environment": {
+                "type": "object",
+                "required": ["name", "tier", "locked"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "tier": {"type": "string"},
+                    "region": {"type": "string"},
+                    "strategy": {"type": "string"},
+                    "live_release": {"allOf": [{"$ref": "#/components/schemas/Release"}], "nullable": True},
+                    "live_color": {"type": "string", "nullable": True},
+                    "locked": {"type": "boolean"},
+                    "lock_reason": {"type": "string", "nullable": True},
+                    "required_approvals": {"type": "integer"},
+                },
+            },
+            "Run": {
+                "type": "object",
+                "required": ["id", "kind", "status", "terminal"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "kind": {"type": "string"},
+                    "status": {
+                        "type": "string",
+                        "enum": [
+                            "awaiting_approval",
+                            "queued",
+                            "running",
+                            "rolling_back",
+                            "succeeded",
+                            "failed",
+                            "errored",
+                            "canceled",
+                            "rolled_back",
+                        ],
+                    },
+                    "environment": {"type": "string", "nullable": True},
+                    "params": {"type": "object"},
+                    "result": {"type": "object"},
+                    "error": {"type": "string"},
+                    "requested_by": {"type": "string"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "started_at": {"type": "string", "format": "date-time", "nullable": True},
+                    "finished_at": {"type": "string", "format": "date-time", "nullable": True},
+                    "cancel_requested": {"type": "boolean"},
+                    "terminal": {"type": "boolean"},
+                },
+            },
+            "Event": {
+                "type": "object",
+                "required": ["seq", "at", "level", "message"],
+                "properties": {
+                    "seq": {"type": "integer"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "level": {"type": "string"},
+                    "message": {"type": "string"},
+                    "data": {"type": "object"},
+                },
+            },
+        },
+    },
+}

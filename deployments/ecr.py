@@ -23,11 +23,12 @@ def configured() -> list[tuple[str, str]]:
     return pairs
 
 
-def sync(principal) -> list[Release]:
-    if not configured():
+def sync(principal, repositories: list[tuple[str, str]] | None = None) -> list[Release]:
+    repositories = repositories if repositories is not None else configured()
+    if not repositories:
         raise SyncFailed("No ECR repositories are configured (OPSCONSOLE_ECR_REPOSITORIES).")
     created = []
-    for region, name in configured():
+    for region, name in repositories:
         ecr = aws.client("ecr", region)
         try:
             uri = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryUri"]

@@ -8,6 +8,8 @@ environment so nothing redeploys the bad release until someone unlocks it.
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.conf import settings
 
 from deployments import ecs
@@ -120,10 +122,13 @@ class Deploy:
     def roll_back(self, previous: str, reason: str) -> dict:
         """Put the service back on `previous`, wait for it, lock the environment, end rolled_back."""
         p, ctx = self.p, self.ctx
+        # A cancel (often what brought us here) must not stop the rollback halfway: the service would
+        # be left mid-change and the run stuck, since rolling_back cannot become canceled.
+        poller = dataclasses.replace(self.poller, check_cancel=lambda: None)
         ctx.run.transition(Status.ROLLING_BACK, error=reason)
         ctx.log.warning("Rolling back to %s: %s", previous, reason)
         with ctx.step("Roll back"):
-            service = ecs.describe_service(self.ecs, self.poller, p["ecs_cluster"], p["ecs_service"])
+            service = ecs.describe_service(self.ecs, poller, p["ecs_cluster"], p["ecs_service"])
             if service.task_definition == previous:
                 ctx.log.info("ECS's circuit breaker already put the service back on %s.", previous)
                 deployment_id = next(
@@ -135,10 +140,10 @@ class Deploy:
                     "",
                 )
             else:
-                deployment_id = ecs.update_service(self.ecs, self.poller, p["ecs_cluster"], p["ecs_service"], previous)
+                deployment_id = ecs.update_service(self.ecs, poller, p["ecs_cluster"], p["ecs_service"], previous)
             rollout = ecs.wait_for_rollout(
                 self.ecs,
-                self.poller,
+                poller,
                 p["ecs_cluster"],
                 p["ecs_service"],
                 previous,
@@ -241,10 +246,44 @@ def deploy(ctx: RunContext) -> dict:
     return Deploy(ctx).run(migrate=True)
 
 
+def warn_about_newer_migrations(ctx: RunContext, deployment: Deployment) -> None:
+    """A rollback skips migrations: say so when the schema has moved on since the target release."""
+    target_last_good = (
+        Deployment.objects.filter(
+            environment=deployment.environment, release=deployment.release, run__status=Status.SUCCEEDED
+        )
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    newer = (
+        Deployment.objects.filter(
+            environment=deployment.environment,
+            id__gt=target_last_good or 0,
+            kind="deploy",
+            run__status__in=[Status.SUCCEEDED, Status.ROLLED_BACK],
+        )
+        .exclude(run__params__migration_command=[])
+        .select_related("release")
+        .order_by("-id")
+        .first()
+    )
+    if newer is not None:
+        ctx.log.warning(
+            "The target %s is older than the last migration applied (with %s, run #%s). Migrations are not "
+            "reversed: check that %s works with the current schema.",
+            deployment.release.tag,
+            newer.release.tag,
+            newer.run_id,
+            deployment.release.tag,
+        )
+
+
 @run_kind("deployments.rollback", "Rollback", action="deploy")
 def rollback(ctx: RunContext) -> dict:
     """Deploy an earlier good release again, without migrations, then lock the environment."""
     job = Deploy(ctx)
+    warn_about_newer_migrations(ctx, job.deployment)
     result = job.run(migrate=False)
     if ctx.run.status == Status.RUNNING:
         lock_after_rollback(ctx.run, f"manual rollback to {ctx.params['release']['tag']}")

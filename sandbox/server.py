@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 
@@ -19,6 +20,7 @@ def main() -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the sandbox binds to loopback only")
     ecs_rollouts.install()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()
     print(f"sandbox AWS listening on http://{args.host}:{args.port}", flush=True)

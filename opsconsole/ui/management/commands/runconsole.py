@@ -18,8 +18,6 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from deployments.models import Environment, Tier
-
 STOP_GRACE_SECONDS = 10
 
 
@@ -32,19 +30,35 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
         login = self._ensure_admin()
+        url = f"http://127.0.0.1:{options['port']}/"
+        children: dict[str, subprocess.Popen] = {}
         if settings.SANDBOX:
-            self._ensure_demo_environments()
+            from sandbox import demo
+
+            self.stdout.write("Starting the sandbox AWS (moto server on loopback) and its demo stack...")
+            children["aws"], endpoint = demo.start_aws(demo.free_port())
+            os.environ.update(demo.aws_environment(endpoint))  # the children inherit it
+            try:
+                from sandbox.bootstrap import create_stack
+
+                seeded = demo.seed(create_stack(endpoint), settings.VAR_DIR, url)
+            except Exception:
+                self._stop(children)
+                raise
+            login += (
+                f"\nDemo users (one per role): {', '.join(f'{u} ({r.label})' for u, r in demo.DEMO_USERS.items())}"
+                f"; password {seeded.password}\nDemo CI token: {seeded.token}"
+            )
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         commands = {
             "web": manage + ["runserver", f"127.0.0.1:{options['port']}", "--noreload"],
             "worker": manage + ["run_worker", "--concurrency", "2"],
             "scheduler": manage + ["run_scheduler"],
         }
-        children = {name: subprocess.Popen(argv, start_new_session=True) for name, argv in commands.items()}
-        url = f"http://127.0.0.1:{options['port']}/"
+        children.update({name: subprocess.Popen(argv, start_new_session=True) for name, argv in commands.items()})
         self.stdout.write(self.style.SUCCESS(f"\nOps Console running at {url}"))
         self.stdout.write(login)
-        self.stdout.write("Press Ctrl-C to stop the console, its worker and its scheduler.\n")
+        self.stdout.write("Press Ctrl-C to stop the console, its worker, its scheduler and the sandbox AWS.\n")
 
         stopping = False
 
@@ -97,7 +111,3 @@ class Command(BaseCommand):
         if password_file.exists():
             return f"Sign in as admin with the password in {password_file} ({password_file.read_text().strip()})."
         return "Sign in with your account (create one with `.venv/bin/python manage.py createsuperuser`)."
-
-    def _ensure_demo_environments(self) -> None:
-        for name, tier in (("staging", Tier.STAGING), ("production", Tier.PRODUCTION)):
-            Environment.objects.get_or_create(name=name, defaults={"tier": tier, "aws_region": "us-east-1"})

@@ -1,0 +1,143 @@
+"""Demo data for the sandbox: environments wired to the sandbox AWS stack, releases from its ECR,
+one user per role and a CI token. Called by `make run` (runconsole) in sandbox mode only."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from deployments import ecr
+from deployments.models import Environment, Release, Strategy, Tier
+from opsconsole.access.models import ApiToken, Role, RoleBinding, hash_token
+from sandbox.bootstrap import REGION, REPOSITORY, TAGS, Stack
+
+DEMO_USERS = {
+    "vera": Role.VIEWER,
+    "dana": Role.DEPLOYER,
+    "arthur": Role.APPROVER,
+    "bob": Role.BACKUP_OPERATOR,
+    "dora": Role.DR_OPERATOR,
+    "ada": Role.ADMIN,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_aws(port: int) -> tuple[subprocess.Popen, str]:
+    """The moto server, as a child process on loopback; returns it and its endpoint."""
+    process = subprocess.Popen([sys.executable, "-m", "sandbox.server", "--port", str(port)], start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
+            return process, endpoint
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the sandbox AWS (moto server) did not start")
+
+
+def aws_environment(endpoint: str) -> dict[str, str]:
+    """What the console's processes need to talk to the sandbox exactly as to AWS."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "sandbox",
+        "AWS_SECRET_ACCESS_KEY": "sandbox",
+        "AWS_DEFAULT_REGION": REGION,
+        "OPSCONSOLE_ECR_REPOSITORIES": f"{REGION}/{REPOSITORY}",
+    }
+
+
+@dataclass
+class Demo:
+    password: str
+    token: str
+
+
+def _secret(var_dir: Path, name: str, env_name: str, make) -> str:
+    given = os.environ.get(env_name)
+    if given:
+        return given
+    path = var_dir / name
+    if not path.exists():
+        path.write_text(make() + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@transaction.atomic
+def seed(stack: Stack, var_dir: Path, console_url: str) -> Demo:
+    password = _secret(var_dir, "demo-password.txt", "OPSCONSOLE_DEMO_PASSWORD", lambda: secrets.token_urlsafe(9))
+    token = _secret(var_dir, "demo-token.txt", "OPSCONSOLE_DEMO_TOKEN", lambda: "opc_" + secrets.token_urlsafe(32))
+
+    users = get_user_model().objects
+    for username, role in DEMO_USERS.items():
+        user, _ = users.get_or_create(username=username, defaults={"email": f"{username}@sandbox.invalid"})
+        user.set_password(password)
+        user.save()
+        RoleBinding.objects.get_or_create(user=user, role=role, environment=None)
+
+    ci = ApiToken.objects.filter(token_hash=hash_token(token)).first()
+    if ci is None:
+        ci = ApiToken.objects.create(
+            name="demo-ci", prefix=token[:10], token_hash=hash_token(token), scopes=["view", "deploy", "run"]
+        )
+
+    health = f"{console_url}healthz"
+    for name, tier, strategy, approvals in (
+        ("staging", Tier.STAGING, Strategy.ROLLING, 0),
+        ("production", Tier.PRODUCTION, Strategy.BLUE_GREEN, 1),
+    ):
+        s = stack.environments[name]
+        Environment.objects.update_or_create(
+            name=name,
+            defaults=dict(
+                tier=tier,
+                aws_region=REGION,
+                description=f"Sentinel API, {name} (sandbox AWS)",
+                ecs_cluster=s.cluster,
+                ecs_service=s.service,
+                task_family=s.family,
+                container_name=s.container,
+                strategy=strategy,
+                migration_command=["python", "manage.py", "migrate", "--noinput"],
+                # The sandbox has no API to smoke-test; the console's own /healthz stands in for it.
+                smoke_checks=[{"url": health, "expected_status": 200, "body_contains": "ok"}],
+                alarm_names=s.alarm_names,
+                bake_seconds=8 if strategy == Strategy.ROLLING else 4,
+                rollout_timeout_seconds=120,
+                migration_timeout_seconds=120,
+                required_approvals=approvals,
+                green_service=s.green_service,
+                listener_arn=s.listener_arn,
+                test_listener_arn=s.test_listener_arn,
+                blue_target_group_arn=s.blue_target_group_arn,
+                green_target_group_arn=s.green_target_group_arn,
+                test_url=health,
+                traffic_steps=[10, 100],
+                live_color="blue",
+            ),
+        )
+
+    ecr.sync(ci, [(REGION, REPOSITORY)])
+    # The sandbox AWS starts afresh on every start, running the first tag everywhere.
+    first = Release.objects.filter(tag=TAGS[0], digest=stack.images[TAGS[0]]).first()
+    Environment.objects.filter(name__in=stack.environments).update(live_release=first, live_color="blue")
+    return Demo(password=password, token=token)

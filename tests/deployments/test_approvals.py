@@ -1,0 +1,129 @@
+"""Protected environments: a deploy waits for approval by someone else, within a time window."""
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from deployments.models import Approval, Release
+from deployments.services import Refused, decide, expire_approvals, request_deploy
+from opsconsole.audit.models import AuditEvent
+from opsconsole.runs.models import Run, Status
+from opsconsole.runs.services import NotPermitted
+from tests.conftest import client_for, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def protected(production, users):
+    from opsconsole.access.models import Role, RoleBinding
+
+    production.ecs_cluster, production.ecs_service, production.container_name = "c", "s", "api"
+    production.required_approvals, production.approval_ttl_minutes = 1, 60
+    production.save()
+    for name in ("deployer", "approver"):
+        RoleBinding.objects.create(
+            user=users[name], role=users[name].role_bindings.first().role, environment=production
+        )
+    return production
+
+
+@pytest.fixture
+def release(db):
+    return Release.objects.create(repository="r", tag="v2", digest="sha256:" + "c" * 64, registered_by_name="ci")
+
+
+@pytest.fixture
+def dispatched(settings):
+    settings.OPSCONSOLE_QUEUE = "celery"
+    with (
+        mock.patch("opsconsole.runs.services.check_queue"),
+        mock.patch("deployments.services.check_queue"),
+        mock.patch("opsconsole.runs.dispatch.dispatch") as dispatch,
+    ):
+        yield dispatch
+
+
+def test_a_deploy_to_a_protected_environment_waits_for_approval(users, protected, release, dispatched):
+    run = request_deploy(protected, release, users["deployer"])
+    assert run.status == Status.AWAITING_APPROVAL
+    dispatched.assert_not_called()
+
+
+def test_a_second_person_approves_and_the_run_is_queued(users, protected, release, dispatched):
+    run = request_deploy(protected, release, users["deployer"])
+    decide(run, users["approver"], "approve", "LGTM, change CHG-7")
+    run.refresh_from_db()
+    assert run.status == Status.QUEUED
+    approval = Approval.objects.get(run=run)
+    assert (approval.user, approval.decision, approval.comment) == (users["approver"], "approve", "LGTM, change CHG-7")
+    audited = AuditEvent.objects.get(action="deployments.deploy.approved")
+    assert audited.details["comment"] == "LGTM, change CHG-7" and audited.actor == users["approver"]
+
+
+def test_the_requester_can_never_approve_their_own_request(users, protected, release, dispatched):
+    from opsconsole.access.models import Role, RoleBinding
+
+    RoleBinding.objects.create(user=users["deployer"], role=Role.APPROVER, environment=protected)
+    run = request_deploy(protected, release, users["deployer"])
+    with pytest.raises(Refused, match="cannot approve your own request"):
+        decide(run, users["deployer"], "approve")
+    run.refresh_from_db()
+    assert run.status == Status.AWAITING_APPROVAL and not Approval.objects.exists()
+
+
+def test_someone_without_the_approver_role_cannot_approve(users, protected, release, dispatched):
+    run = request_deploy(protected, release, users["deployer"])
+    with pytest.raises(NotPermitted):
+        decide(run, users["viewer"], "approve")
+    assert Run.objects.get(pk=run.pk).status == Status.AWAITING_APPROVAL
+
+
+def test_a_rejection_needs_a_reason_and_cancels_the_run(users, protected, release, dispatched):
+    run = request_deploy(protected, release, users["deployer"])
+    with pytest.raises(Refused, match="Say why"):
+        decide(run, users["approver"], "reject", "  ")
+    decide(run, users["approver"], "reject", "not during the incident")
+    run.refresh_from_db()
+    assert run.status == Status.CANCELED
+    assert run.error == "Rejected by arthur: not during the incident"
+
+
+def test_approvals_expire_after_the_configured_time(users, protected, release, dispatched):
+    run = request_deploy(protected, release, users["deployer"])
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=61))
+    assert expire_approvals() == 1
+    run.refresh_from_db()
+    assert run.status == Status.CANCELED and run.error == "Approval expired."
+    with pytest.raises(Refused, match="not awaiting approval"):
+        decide(run, users["approver"], "approve")
+
+
+def test_two_approvals_are_needed_when_configured(users, protected, release, dispatched):
+    protected.required_approvals = 2
+    protected.save()
+    second = make_user("beth")
+    from opsconsole.access.models import Role, RoleBinding
+
+    RoleBinding.objects.create(user=second, role=Role.APPROVER, environment=protected)
+    run = request_deploy(protected, release, users["deployer"])
+    decide(run, users["approver"], "approve")
+    assert Run.objects.get(pk=run.pk).status == Status.AWAITING_APPROVAL
+    with pytest.raises(Refused, match="already voted"):
+        decide(run, users["approver"], "approve")
+    decide(Run.objects.get(pk=run.pk), second, "approve")
+    assert Run.objects.get(pk=run.pk).status == Status.QUEUED
+
+
+def test_the_environment_page_lists_pending_requests_with_approve_buttons(users, protected, release, dispatched):
+    run = request_deploy(protected, release, users["deployer"])
+    page = client_for(users["approver"]).get("/environments/production/").content.decode()
+    assert f'href="/runs/{run.pk}/"' in page
+    assert f'action="/environments/production/runs/{run.pk}/decide/"' in page
+    response = client_for(users["approver"]).post(
+        f"/environments/production/runs/{run.pk}/decide/", {"decision": "approve", "comment": "ok"}, follow=True
+    )
+    assert response.status_code == 200
+    assert Run.objects.get(pk=run.pk).status == Status.QUEUED

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def protected(production, users):
-    from opsconsole.access.models import Role, RoleBinding
+    from opsconsole.access.models import RoleBinding
 
     production.ecs_cluster, production.ecs_service, production.container_name = "c", "s", "api"
     production.required_approvals, production.approval_ttl_minutes = 1, 60

@@ -235,7 +235,12 @@ start_redis() {
 
   local deadline=$((SECONDS + READY_TIMEOUT))
   until [[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]]; do
-    if ! kill -0 "$redis_pid" 2>/dev/null || ((SECONDS >= deadline)); then
+    if ! kill -0 "$redis_pid" 2>/dev/null; then
+      log "Redis log ($redis_tmp/redis.log):"
+      tail -n 20 "$redis_tmp/redis.log" >&2 2>/dev/null || true
+      die "throwaway Redis on 127.0.0.1:$port exited during startup"
+    fi
+    if ((SECONDS >= deadline)); then
       log "Redis log ($redis_tmp/redis.log):"
       tail -n 20 "$redis_tmp/redis.log" >&2 2>/dev/null || true
       die "throwaway Redis did not answer PING on 127.0.0.1:$port within ${READY_TIMEOUT}s"

@@ -16,17 +16,11 @@ from botocore.exceptions import ClientError
 
 from opsconsole.aws import is_transient
 
-# Fields describe_task_definition returns that register_task_definition does not accept.
-READ_ONLY_TASK_DEFINITION_FIELDS = (
-    "taskDefinitionArn",
-    "revision",
-    "status",
-    "requiresAttributes",
-    "compatibilities",
-    "registeredAt",
-    "registeredBy",
-    "deregisteredAt",
-)
+
+def registrable_fields(ecs) -> frozenset[str]:
+    """What register_task_definition accepts, from botocore's model of the API (so a read-only
+    field that describe_task_definition gains in a later API version is never sent back)."""
+    return frozenset(ecs.meta.service_model.operation_model("RegisterTaskDefinition").input_shape.members)
 
 
 class StepFailed(Exception):
@@ -82,9 +76,8 @@ def describe_service(ecs, poller: Poller, cluster: str, service: str) -> Service
 def register_revision(ecs, poller: Poller, current_arn: str, container: str, image: str) -> str:
     """A new revision of the current task definition that differs only in the container's image."""
     found = poller.call(ecs.describe_task_definition, taskDefinition=current_arn, include=["TAGS"])
-    definition = dict(found["taskDefinition"])
-    for name in READ_ONLY_TASK_DEFINITION_FIELDS:
-        definition.pop(name, None)
+    accepted = registrable_fields(ecs)
+    definition = {key: value for key, value in found["taskDefinition"].items() if key in accepted}
     containers = definition.get("containerDefinitions", [])
     if not any(c.get("name") == container for c in containers):
         names = ", ".join(c.get("name", "?") for c in containers)
@@ -174,21 +167,22 @@ def wait_for_rollout(
     New service events (e.g. "unable to place a task") are logged as they appear.
     """
     deadline = poller.clock() + timeout
-    seen_events: set[str] = set()
-    first = True
+    seen_events: set[str] | None = None
     while True:
         desc = describe_service(ecs, poller, cluster, service).description
-        for event in reversed(desc.get("events", [])[:20]):
-            if event.get("id") in seen_events:
-                continue
-            seen_events.add(event.get("id"))
-            if not first:
-                poller.log(f"ECS: {event.get('message', '')}")
-        first = False
         deployments = desc.get("deployments", [])
         ours = next((d for d in deployments if deployment_id and d.get("id") == deployment_id), None)
         if ours is None:
             ours = next((d for d in deployments if d.get("taskDefinition") == task_definition), None)
+        events = desc.get("events", [])[:50]
+        if seen_events is None:
+            # Events from before our deployment are history; those since it began are news.
+            since = (ours or {}).get("createdAt")
+            seen_events = {e.get("id") for e in events if since is None or e.get("createdAt", since) <= since}
+        for event in reversed(events):
+            if event.get("id") not in seen_events:
+                seen_events.add(event.get("id"))
+                poller.log(f"ECS: {event.get('message', '')}")
         if ours is None:
             return Rollout(False, "ECS replaced the deployment (the circuit breaker rolled it back).")
         state = ours.get("rolloutState", "")

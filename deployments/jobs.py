@@ -64,7 +64,9 @@ class Deploy:
                 ctx.log.info("Registered %s.", new)
             self.migrate(new, current, migrate)
         except StepFailed as failure:
-            raise RunFailed(f"{failure} Nothing was changed on the service.") from None
+            raise RunFailed(
+                str(failure) if "not touched" in str(failure) else f"{failure} Nothing was changed on the service."
+            ) from None
 
         # From here on the service is changing: every failure rolls back.
         try:
@@ -127,38 +129,36 @@ class Deploy:
         poller = dataclasses.replace(self.poller, check_cancel=lambda: None)
         ctx.run.transition(Status.ROLLING_BACK, error=reason)
         ctx.log.warning("Rolling back to %s: %s", previous, reason)
-        with ctx.step("Roll back"):
-            service = ecs.describe_service(self.ecs, poller, p["ecs_cluster"], p["ecs_service"])
-            if service.task_definition == previous:
-                ctx.log.info("ECS's circuit breaker already put the service back on %s.", previous)
-                deployment_id = next(
-                    (
-                        d.get("id", "")
-                        for d in service.description.get("deployments", [])
-                        if d.get("status") == "PRIMARY"
-                    ),
-                    "",
-                )
-            else:
-                deployment_id = ecs.update_service(self.ecs, poller, p["ecs_cluster"], p["ecs_service"], previous)
-            rollout = ecs.wait_for_rollout(
-                self.ecs,
-                poller,
-                p["ecs_cluster"],
-                p["ecs_service"],
-                previous,
-                deployment_id,
-                p["rollout_timeout_seconds"],
-            )
-            if not rollout.completed:
-                lock_after_rollback(ctx.run, f"rollback did not complete: {rollout.reason}")
-                raise RunFailed(
-                    f"{reason}. The rollback to {previous} did not complete ({rollout.reason}); "
-                    "check the service in the ECS console."
-                )
+        try:
+            with ctx.step("Roll back"):
+                self._put_back(poller, previous, reason)
+        except BaseException as exc:
+            # Whatever happened, the environment must not be left open to deploys.
+            lock_after_rollback(ctx.run, getattr(exc, "lock_reason", f"{type(exc).__name__}: {exc}"), completed=False)
+            raise
         lock_after_rollback(ctx.run, reason)
         ctx.log.warning("Rolled back to %s. %s is locked until someone unlocks it.", previous, p["environment"])
         return {"rolled_back_to": previous, "reason": reason}
+
+    def _put_back(self, poller: Poller, previous: str, reason: str) -> None:
+        p, ctx = self.p, self.ctx
+        service = ecs.describe_service(self.ecs, poller, p["ecs_cluster"], p["ecs_service"])
+        if service.task_definition == previous:
+            ctx.log.info("ECS's circuit breaker already put the service back on %s.", previous)
+            deployments = service.description.get("deployments", [])
+            deployment_id = next((d.get("id", "") for d in deployments if d.get("status") == "PRIMARY"), "")
+        else:
+            deployment_id = ecs.update_service(self.ecs, poller, p["ecs_cluster"], p["ecs_service"], previous)
+        rollout = ecs.wait_for_rollout(
+            self.ecs, poller, p["ecs_cluster"], p["ecs_service"], previous, deployment_id, p["rollout_timeout_seconds"]
+        )
+        if not rollout.completed:
+            failure = RunFailed(
+                f"{reason.rstrip('.')}. The rollback to {previous} did not complete "
+                f"({rollout.reason}); check the service in the ECS console."
+            )
+            failure.lock_reason = rollout.reason
+            raise failure
 
     # --- Blue/green ------------------------------------------------------------------------------
     def run_blue_green(self, *, migrate: bool) -> dict:

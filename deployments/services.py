@@ -339,9 +339,10 @@ def unlock(environment: Environment, principal) -> None:
         dispatch_next_waiting(environment.pk)
 
 
-def lock_after_rollback(run: Run, reason: str) -> None:
+def lock_after_rollback(run: Run, reason: str, *, completed: bool = True) -> None:
     """Turn the run's lock into a held lock, so nothing redeploys the bad release until someone unlocks."""
-    text = f"Rolled back by run #{run.pk}: {reason}"[:200]
+    prefix = f"Rolled back by run #{run.pk}" if completed else f"Rollback by run #{run.pk} did not complete"
+    text = f"{prefix}: {reason}"[:200]
     with transaction.atomic():
         updated = EnvironmentLock.objects.filter(run=run).update(run=None, held_by="opsconsole", reason=text)
         if not updated:

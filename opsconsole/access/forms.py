@@ -4,12 +4,14 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
 from opsconsole.access.throttle import login_locked_out
+from opsconsole.audit.log import client_ip
 
 
 class ThrottledAuthenticationForm(AuthenticationForm):
     def clean(self):
-        username = (self.data.get("username") or "")[:150]
-        ip = self.request.META.get("REMOTE_ADDR") if self.request else None
-        if login_locked_out(username, ip):
+        # The cleaned username (stripped, NFKC-normalised) is the one authenticate() sees and the
+        # failed-login events record; the raw one would let "dana " dodge dana's lockout.
+        username = (self.cleaned_data.get("username") or "")[:150]
+        if login_locked_out(username, client_ip(self.request)):
             raise forms.ValidationError("Too many failed sign-ins. Wait a few minutes and try again.", code="throttled")
         return super().clean()

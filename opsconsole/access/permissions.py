@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 
-from opsconsole.access.models import ROLE_ACTIONS, ApiToken
+from opsconsole.access.models import ROLE_ACTIONS, Action, ApiToken
 
 
 def principal_of(request):
@@ -37,14 +37,20 @@ def _token_environment_ids(token: ApiToken) -> set[int]:
 
 
 def allowed(principal, action: str, environment=None) -> bool:
-    """May this principal perform `action` in `environment` (or anywhere, when None)?"""
+    """May this principal perform `action` in `environment`?
+
+    With no environment: may it perform `action` in at least one environment; except ADMIN,
+    which then means administering the console and needs a grant that covers every environment.
+    """
     if principal is None:
         return False
     if isinstance(principal, ApiToken):
         if not principal.is_active or action not in principal.scopes:
             return False
         env_ids = _token_environment_ids(principal)
-        return environment is None or not env_ids or environment.pk in env_ids
+        if environment is None:
+            return not env_ids or action != Action.ADMIN
+        return not env_ids or environment.pk in env_ids
     if not principal.is_authenticated or not principal.is_active:
         return False
     if principal.is_superuser:
@@ -53,6 +59,11 @@ def allowed(principal, action: str, environment=None) -> bool:
     if action in grants.get(None, ()):
         return True
     if environment is None:
+        # Administering the console itself (API tokens, the audit chain) reaches every
+        # environment, so it takes a global binding: an admin of staging alone could otherwise
+        # mint a token that acts in production.
+        if action == Action.ADMIN:
+            return False
         return any(action in actions for actions in grants.values())
     return action in grants.get(environment.pk, ())
 

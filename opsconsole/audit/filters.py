@@ -42,6 +42,6 @@ def filter_events(params) -> tuple:
     until = _parse_date(cleaned["until"], "until", errors)
     if since:
         events = events.filter(at__gte=dt.datetime.combine(since, dt.time.min, tzinfo=tz))
-    if until:
+    if until and until < dt.date.max:  # the last representable day has no "day after"; nothing is later
         events = events.filter(at__lt=dt.datetime.combine(until + dt.timedelta(days=1), dt.time.min, tzinfo=tz))
     return events, cleaned, errors

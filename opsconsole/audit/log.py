@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_ipv46_address
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.ipv6 import clean_ipv6_address
 
 from opsconsole.audit.models import GENESIS_HASH, AuditEvent, Outcome
 from opsconsole.requestctx import current_request
@@ -59,7 +62,7 @@ def record(
         action=action,
         target=str(target)[:200],
         environment=str(environment or "")[:100],
-        ip=_client_ip(request),
+        ip=client_ip(request),
         user_agent=(request.META.get("HTTP_USER_AGENT", "")[:300] if request else ""),
         request_id=(getattr(request, "request_id", "") if request else ""),
         details=mask_secrets(details or {}),
@@ -78,10 +81,15 @@ def record(
     return event
 
 
-def _client_ip(request) -> str | None:
-    if request is None:
+def client_ip(request) -> str | None:
+    """REMOTE_ADDR in the form the database returns it (IPv6 compressed, lower case), so the
+    hash computed before saving still matches the stored row; None when it is not an address."""
+    value = request.META.get("REMOTE_ADDR", "") if request is not None else ""
+    try:
+        validate_ipv46_address(value)
+    except ValidationError:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    return clean_ipv6_address(value) if ":" in value else value
 
 
 @dataclass

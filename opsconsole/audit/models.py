@@ -24,8 +24,10 @@ class Outcome(models.TextChoices):
 class AuditEvent(models.Model):
     seq = models.BigIntegerField(unique=True)
     at = models.DateTimeField(db_index=True)
+    # PROTECT, not SET_NULL: the row is append-only (and actor_id is hashed), so a user who
+    # appears in the log is deactivated rather than deleted.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     actor_name = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=100)

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -95,7 +95,9 @@ def _export_value(event, field):
 def audit_export(request, fmt: str):
     events, _, errors = visible_events(request)
     if errors:
-        raise PermissionDenied("Fix the filters before exporting: " + " ".join(errors))
+        # A bad filter is the user's mistake, not a permission problem: say what to fix.
+        message = "Fix the filters before exporting: " + " ".join(errors)
+        return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
     if fmt == "csv":
         writer = csv.writer(_Echo())
         header = [writer.writerow(EXPORT_FIELDS)]

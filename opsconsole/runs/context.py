@@ -8,6 +8,7 @@ import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -47,11 +48,19 @@ class EventWriter:
         return text
 
     def write(self, message: str, level: str = Level.INFO, data: dict | None = None) -> RunEvent:
+        message = self.redact(message)
         with self._lock:
-            self.seq += 1
-            return RunEvent.objects.create(
-                run_id=self.run_id, seq=self.seq, level=level, message=self.redact(message), data=data or {}
-            )
+            for _ in range(5):
+                self.seq += 1
+                try:
+                    with transaction.atomic():
+                        return RunEvent.objects.create(
+                            run_id=self.run_id, seq=self.seq, level=level, message=message, data=data or {}
+                        )
+                except IntegrityError:
+                    # Someone else (a cancel request, the reaper) appended meanwhile: catch up.
+                    self.seq = RunEvent.objects.filter(run_id=self.run_id).aggregate(m=Max("seq"))["m"] or 0
+            raise RuntimeError(f"could not append an event to run #{self.run_id}")
 
 
 def append_event(run: Run, message: str, level: str = Level.INFO, data: dict | None = None) -> RunEvent:

@@ -1,0 +1,205 @@
+"""The audit chain: each event links to the one before by hash, the database refuses edits and
+deletes, verify_audit names the first event that does not hold, secrets are masked, and
+concurrent writers still build one chain."""
+
+import json
+import threading
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, connections, transaction
+from django.test import RequestFactory
+
+from opsconsole.audit.log import MASK, record, verify_chain
+from opsconsole.audit.models import GENESIS_HASH, AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+TRIGGER = "audit_auditevent_no_update"
+
+
+def record_steps(count: int) -> list[AuditEvent]:
+    return [record("tests.step", target=f"step:{n}", details={"n": n}) for n in range(1, count + 1)]
+
+
+def change_behind_the_triggers(sql: str, params=()) -> None:
+    """What a database superuser could do: switch the trigger off, change a row, switch it on.
+    Runs inside the test's transaction, so it is rolled back afterwards like everything else."""
+    with connection.cursor() as cursor:
+        # ALTER TABLE refuses while the transaction holds unchecked deferred foreign keys.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"ALTER TABLE audit_auditevent DISABLE TRIGGER {TRIGGER}")
+        try:
+            cursor.execute(sql, params)
+        finally:
+            cursor.execute(f"ALTER TABLE audit_auditevent ENABLE TRIGGER {TRIGGER}")
+
+
+def test_events_are_numbered_from_one_and_each_links_to_the_one_before():
+    returned = record_steps(5)
+    stored = list(AuditEvent.objects.order_by("seq"))
+    assert [event.seq for event in stored] == [1, 2, 3, 4, 5]
+    assert stored[0].prev_hash == GENESIS_HASH
+    for before, after in zip(stored, stored[1:], strict=False):
+        assert after.prev_hash == before.hash
+    for event in stored:
+        assert len(event.hash) == 64
+        assert event.hash == event.compute_hash()
+    assert [event.hash for event in returned] == [event.hash for event in stored]
+    assert len({event.hash for event in stored}) == 5
+
+
+def test_verify_audit_succeeds_on_an_intact_chain(capsys):
+    record_steps(4)
+    call_command("verify_audit")
+    assert "audit chain intact: 4 events verified" in capsys.readouterr().out
+
+
+def test_verify_audit_succeeds_on_an_empty_log(capsys):
+    call_command("verify_audit")
+    assert "0 events verified" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE audit_auditevent SET target = 'forged'", "DELETE FROM audit_auditevent"],
+    ids=["update", "delete"],
+)
+def test_the_database_refuses_to_change_or_delete_an_event(statement):
+    record_steps(2)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    assert list(AuditEvent.objects.order_by("seq").values_list("target", flat=True)) == ["step:1", "step:2"]
+
+
+def test_the_orm_cannot_change_an_event_either():
+    event = record_steps(1)[0]
+    event.target = "forged"
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        event.save()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.all().delete()
+    assert AuditEvent.objects.get().target == "step:1"
+
+
+def test_an_event_edited_behind_the_triggers_is_named_by_verify_audit():
+    record_steps(5)
+    change_behind_the_triggers("UPDATE audit_auditevent SET details = %s WHERE seq = 3", [json.dumps({"n": 30})])
+    assert AuditEvent.objects.get(seq=3).details == {"n": 30}  # the edit happened, the trigger is back
+    with pytest.raises(CommandError, match="#3") as excinfo:
+        call_command("verify_audit")
+    assert "contents do not match the stored hash" in str(excinfo.value)
+    assert verify_chain().first_bad_seq == 3
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(seq=1).update(target="forged")
+
+
+def test_an_edit_that_also_rewrites_the_hash_is_named_at_the_next_event():
+    record_steps(5)
+    forged = AuditEvent.objects.get(seq=2)
+    forged.actor_name = "someone-else"
+    change_behind_the_triggers(
+        "UPDATE audit_auditevent SET actor_name = %s, hash = %s WHERE seq = 2",
+        [forged.actor_name, forged.compute_hash()],
+    )
+    with pytest.raises(CommandError, match="#3") as excinfo:
+        call_command("verify_audit")
+    assert "previous-hash link" in str(excinfo.value)
+
+
+def test_an_event_deleted_from_the_middle_is_named_as_missing():
+    record_steps(5)
+    change_behind_the_triggers("DELETE FROM audit_auditevent WHERE seq = 3")
+    assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == [1, 2, 4, 5]
+    with pytest.raises(CommandError, match="#3") as excinfo:
+        call_command("verify_audit")
+    assert "missing" in str(excinfo.value)
+
+
+def test_secret_looking_keys_are_masked_at_any_depth():
+    details = {
+        "username": "dana",
+        "password": "pw-hunter2",
+        "token": "tok-123",
+        "api_key": "key-456",
+        "secret": "sec-789",
+        "config": {
+            "region": "eu-west-1",
+            "ApiKey": "key-abc",
+            "database": {"host": "db.internal", "db_password": "pw-def"},
+        },
+        "steps": [
+            {"name": "deploy", "auth_token": "tok-ghi"},
+            ["plain", {"client_secret": "sec-jkl", "replicas": 3}],
+        ],
+        "credentials": {"aws_access_key_id": "AKIA-mno", "note": "the whole value goes"},
+    }
+    event = record("tests.masking", details=details)
+    stored = AuditEvent.objects.get(pk=event.pk).details
+    assert stored == {
+        "username": "dana",
+        "password": MASK,
+        "token": MASK,
+        "api_key": MASK,
+        "secret": MASK,
+        "config": {"region": "eu-west-1", "ApiKey": MASK, "database": {"host": "db.internal", "db_password": MASK}},
+        "steps": [{"name": "deploy", "auth_token": MASK}, ["plain", {"client_secret": MASK, "replicas": 3}]],
+        "credentials": MASK,
+    }
+    text = json.dumps(stored)
+    for secret in ("hunter2", "tok-", "key-", "sec-", "pw-", "AKIA"):
+        assert secret not in text
+    assert details["password"] == "pw-hunter2"  # the caller's dict is left alone
+    assert verify_chain().ok
+
+
+@pytest.mark.parametrize(
+    ("remote_addr", "stored_as"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:0DB8:0000:0000::0001", "2001:db8::1"),
+        ("::ffff:10.0.0.1", "::ffff:10.0.0.1"),
+        ("unix:/run/gunicorn.sock", None),
+        ("", None),
+    ],
+)
+def test_the_client_address_is_hashed_in_the_form_the_database_stores(users, remote_addr, stored_as):
+    request = RequestFactory().get("/", REMOTE_ADDR=remote_addr)
+    request.user = users["admin"]
+    record("tests.address", request=request)
+    assert AuditEvent.objects.get().ip == stored_as
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_keep_one_unbroken_chain():
+    writers, per_writer = 4, 50
+    start = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def write(number: int) -> None:
+        try:
+            start.wait(timeout=30)
+            for i in range(per_writer):
+                record("tests.concurrent", target=f"writer:{number}", details={"i": i})
+        except BaseException as exc:  # reported below; a thread cannot fail the test itself
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+
+    seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, writers * per_writer + 1))
+    report = verify_chain()
+    assert report.ok, report.problem
+    assert report.checked == writers * per_writer
+    for number in range(writers):
+        assert AuditEvent.objects.filter(target=f"writer:{number}").count() == per_writer

@@ -68,15 +68,15 @@ def api_endpoint(*methods: str):
     def decorate(view):
         @functools.wraps(view)
         def wrapper(request, *args, **kwargs):
-            if request.method not in methods:
-                response = error(405, f"Use {' or '.join(methods)}.")
-                response["Allow"] = ", ".join(methods)
-                return response
             principal = principal_of(request)
             if getattr(request, "api_token_attempted", False) and request.api_token is None:
                 return error(401, "The API token is not valid or has been revoked.")
             if not getattr(principal, "is_authenticated", False) and request.api_token is None:
                 return error(401, "Authenticate with an API token (Authorization: Bearer ...).")
+            if request.method not in methods:
+                response = error(405, f"Use {' or '.join(methods)}.")
+                response["Allow"] = ", ".join(methods)
+                return response
             try:
                 return view(request, *args, **kwargs)
             except Conflict as exc:

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
 from opsconsole.access.models import ApiToken, RoleBinding
 from opsconsole.audit.admin import AuditedAdmin
@@ -32,3 +34,14 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke on the API tokens page instead: that is audited and keeps the record
+
+
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    """Django's user admin, with every change audited (password hashes are masked by the log)."""
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), AuditedUserAdmin)

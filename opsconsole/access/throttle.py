@@ -19,3 +19,10 @@ def login_locked_out(username: str, ip: str | None) -> bool:
         return True
     # An address may try several accounts, but not without bound.
     return ip is not None and recent.filter(ip=ip).count() >= limit * 4
+
+
+def sudo_locked_out(username: str) -> bool:
+    """Too many wrong passwords at the re-authentication prompt (a stolen session guessing)?"""
+    since = timezone.now() - timedelta(seconds=settings.LOGIN_LOCKOUT_SECONDS)
+    failures = AuditEvent.objects.filter(action="auth.sudo.failed", at__gte=since, target=f"user:{username}")
+    return failures.count() >= settings.LOGIN_FAILURES_ALLOWED

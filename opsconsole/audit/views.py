@@ -37,6 +37,12 @@ EXPORT_FIELDS = (
 )
 
 
+def _visible_environment_names(user):
+    env_ids = visible_environment_ids(user)
+    environments = Environment.objects.all() if env_ids is None else Environment.objects.filter(pk__in=env_ids)
+    return environments.values_list("name", flat=True)
+
+
 def visible_events(request):
     """The filtered events this user may read: everything for a global role, else only the
     events of the environments they can view."""
@@ -60,7 +66,7 @@ def audit_log(request):
         "errors": errors,
         "query": query,
         "outcomes": Outcome.choices,
-        "environments": Environment.objects.values_list("name", flat=True),
+        "environments": _visible_environment_names(request.user),
         "can_verify": allowed(request.user, Action.ADMIN),
     }
     return render(request, "audit/log.html", context)
@@ -90,6 +96,13 @@ def _export_value(event, field):
     return "" if value is None else value
 
 
+def _csv_safe(value):
+    """Keep a spreadsheet from running a cell as a formula (CSV injection): prefix a quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 @login_required
 @require_GET
 def audit_export(request, fmt: str):
@@ -101,7 +114,7 @@ def audit_export(request, fmt: str):
     if fmt == "csv":
         writer = csv.writer(_Echo())
         header = [writer.writerow(EXPORT_FIELDS)]
-        body = (writer.writerow([_export_value(e, f) for f in EXPORT_FIELDS]) for e in _rows(events))
+        body = (writer.writerow([_csv_safe(_export_value(e, f)) for f in EXPORT_FIELDS]) for e in _rows(events))
         response = StreamingHttpResponse((line for part in (header, body) for line in part), content_type="text/csv")
     else:
 

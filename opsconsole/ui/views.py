@@ -18,6 +18,7 @@ from opsconsole.access.forms import ThrottledAuthenticationForm
 from opsconsole.access.models import Action, ApiToken
 from opsconsole.access.permissions import allowed, principal_of, require, visible_environment_ids
 from opsconsole.access.sudo import grant_sudo, sudo_required
+from opsconsole.access.throttle import sudo_locked_out
 from opsconsole.audit.log import record
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue
 from opsconsole.runs.models import ACTIVE, TERMINAL, Run, Status
@@ -139,7 +140,9 @@ def sudo(request):
     if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
         next_url = "/"
     error = ""
-    if request.method == "POST":
+    if request.method == "POST" and sudo_locked_out(request.user.username):
+        error = "Too many wrong passwords. Wait a few minutes and try again."
+    elif request.method == "POST":
         if request.user.check_password(request.POST.get("password", "")):
             grant_sudo(request)
             record("auth.sudo.granted", target=f"user:{request.user.username}")

@@ -90,3 +90,12 @@ def test_sudo_mode_belongs_to_one_session(ada, users):
     assert not in_sudo_mode(other_session)
     response = other_session.post("/account/tokens/new/", {"name": "ci", "scopes": ["view"]})
     assert response.url.startswith("/sudo/")
+
+
+def test_guessing_the_password_is_throttled_even_with_a_stolen_session(ada, settings):
+    settings.LOGIN_FAILURES_ALLOWED = 3
+    for _ in range(3):
+        ada.post("/sudo/", {"password": "guess"})
+    response = ada.post("/sudo/", {"password": PASSWORD})
+    assert "Too many wrong passwords" in response.content.decode()
+    assert not in_sudo_mode(ada)

@@ -331,3 +331,12 @@ def test_the_verify_page_says_intact_or_names_the_broken_event(admin_client_, mi
     page = admin_client_.get("/audit/verify/").content.decode()
     assert "Broken at event #4:</strong> contents do not match the stored hash" in page
     assert "Intact" not in page
+
+
+def test_the_csv_export_defuses_spreadsheet_formulas(users):
+    from opsconsole.audit.log import record
+
+    record("test.formula", target='=HYPERLINK("http://evil.example")', actor=users["admin"])
+    body = client_for(users["admin"]).get("/audit/export.csv?action=test.").getvalue().decode()
+    assert "'=HYPERLINK" in body
+    assert ",=HYPERLINK" not in body

@@ -40,3 +40,26 @@ def test_a_user_who_never_acted_can_be_deleted(users):
     users["nobody"].delete()
     assert not get_user_model().objects.filter(username="norole").exists()
     assert verify_chain().ok
+
+
+def test_changing_a_user_in_the_admin_is_audited_without_the_password(users):
+    from tests.conftest import client_for
+
+    admin = client_for(users["superuser"])
+    user = users["viewer"]
+    response = admin.post(
+        f"/admin/auth/user/{user.pk}/change/",
+        {
+            "username": user.username,
+            "email": "new@example.com",
+            "is_active": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "initial-date_joined_0": "2026-01-01",
+            "initial-date_joined_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action="admin.auth.user.changed")
+    assert event.details["fields"]["email"] == "new@example.com"
+    assert event.target == f"auth.user:{user.pk}"

@@ -16,10 +16,11 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from backups.models import BackupPolicy, Kind
 from deployments import ecr
 from deployments.models import Environment, Release, Strategy, Tier
 from opsconsole.access.models import ApiToken, Role, RoleBinding, hash_token
-from sandbox.bootstrap import REGION, REPOSITORY, TAGS, Stack
+from sandbox.bootstrap import DR_REGION, REGION, REPOSITORY, TAGS, Stack
 
 DEMO_USERS = {
     "vera": Role.VIEWER,
@@ -41,7 +42,7 @@ def start_aws(port: int) -> tuple[subprocess.Popen, str]:
     """The moto server, as a child process on loopback; returns it and its endpoint."""
     process = subprocess.Popen([sys.executable, "-m", "sandbox.server", "--port", str(port)], start_new_session=True)
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
@@ -140,4 +141,59 @@ def seed(stack: Stack, var_dir: Path, console_url: str) -> Demo:
     # The sandbox AWS starts afresh on every start, running the first tag everywhere.
     first = Release.objects.filter(tag=TAGS[0], digest=stack.images[TAGS[0]]).first()
     Environment.objects.filter(name__in=stack.environments).update(live_release=first, live_color="blue")
+    seed_backup_policies(stack)
     return Demo(password=password, token=token)
+
+
+def seed_backup_policies(stack: Stack) -> None:
+    """RDS and Redis snapshot policies per environment; a pg_dump policy when the console's own
+    database is PostgreSQL (the sandbox then dumps it: a real pg_dump needs a real server)."""
+    from django.db import connection
+
+    for name, s in stack.environments.items():
+        environment = Environment.objects.get(name=name)
+        common = dict(
+            enabled=True, copy_to_dr=True, dr_region=DR_REGION, dr_bucket=stack.backup_buckets.get(DR_REGION, "")
+        )
+        policies = [
+            ("nightly RDS snapshot", Kind.RDS_SNAPSHOT, "0 3 * * *", dict(source_identifier=s.db_instance)),
+            (
+                "hourly Redis snapshot",
+                Kind.REDIS_SNAPSHOT,
+                "15 * * * *",
+                dict(
+                    source_identifier=s.redis_cluster,
+                    bucket=stack.backup_buckets[REGION],
+                    prefix="redis/",
+                    rpo_minutes=120,
+                ),
+            ),
+        ]
+        if connection.vendor == "postgresql":
+            db = connection.settings_dict
+            policies.append(
+                (
+                    "pg_dump every 30 minutes",
+                    Kind.PG_DUMP,
+                    "*/30 * * * *",
+                    dict(
+                        database_host=db["HOST"] or "127.0.0.1",
+                        database_port=int(db["PORT"] or 5432),
+                        database_name=db["NAME"],
+                        database_user=db["USER"] or "postgres",
+                        # The console's own database password, if it has one, comes from its
+                        # environment like any secret; the demo stores none.
+                        password_source="",
+                        bucket=stack.backup_buckets[REGION],
+                        prefix="database/",
+                        rpo_minutes=60,
+                    ),
+                )
+            )
+        for policy_name, kind, schedule, fields in policies:
+            policy = BackupPolicy.objects.filter(environment=environment, name=policy_name).first() or BackupPolicy(
+                environment=environment, name=policy_name
+            )
+            for key, value in {**common, "kind": kind, "schedule": schedule, **fields}.items():
+                setattr(policy, key, value)
+            policy.save()

@@ -32,12 +32,15 @@ def sandbox_endpoint():
         stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    deadline = time.monotonic() + 60  # moto imports slowly on a loaded machine
+    while True:
         try:
             urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
             break
         except OSError:
-            time.sleep(0.1)
+            assert server.poll() is None, "the sandbox AWS server exited at start"
+            assert time.monotonic() < deadline, "the sandbox AWS server did not start within 60s"
+            time.sleep(0.2)
     yield endpoint
     server.terminate()
     server.wait(timeout=10)

@@ -1,12 +1,12 @@
 // Small behaviours for console pages. No inline scripts: the Content-Security-Policy forbids them.
 (function () {
-  // Show times in the browser's timezone: the server reads the `tz` cookie.
+  // Show times in the browser's timezone: the server reads the `tz` cookie from the next page on
+  // (no reload: it could wipe a form being typed; until then times say UTC).
   try {
     var tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
     var current = (document.cookie.match(/(?:^|; )tz=([^;]*)/) || [])[1];
     if (tz && decodeURIComponent(current || "") !== tz) {
       document.cookie = "tz=" + encodeURIComponent(tz) + "; path=/; SameSite=Lax; max-age=31536000";
-      if (!current) { location.reload(); }
     }
   } catch (e) { /* older browsers: times stay in UTC, labelled as such */ }
 

@@ -109,7 +109,11 @@ def _check_can_change(environment: Environment, principal, action: str, override
     lock = EnvironmentLock.objects.filter(environment=environment).first()
     if lock is not None:
         raise Refused(f"{environment} is locked by {lock.describe()}. Unlock it first.", "locked")
-    active = Run.objects.filter(environment=environment, status__in=ACTIVE).order_by("id").first()
+    # Another deploy or rollback in flight is a conflict; other runs (a backup, a Terraform plan)
+    # only serialise with it through the environment lock: the deploy waits in the queue.
+    active = (
+        Run.objects.filter(environment=environment, status__in=ACTIVE, kind__in=DEPLOY_KINDS).order_by("id").first()
+    )
     if active is not None:
         raise Refused(
             f"Run #{active.pk} ({active.kind}) is still {active.get_status_display().lower()} on {environment}.", "busy"

@@ -223,3 +223,12 @@ def test_the_openapi_document_describes_every_api_route(client, token):
         for path in document["paths"]
     } | {"api/v1/openapi.json"}
     assert routes == documented
+
+
+def test_a_deploy_requested_while_another_kind_of_run_holds_the_environment_is_queued(
+    client, token, release, deployable, no_execution
+):
+    Run.objects.create(kind="maintenance.selftest", environment=deployable, status=Status.RUNNING)
+    response = post(client, "/api/v1/environments/staging/deploy", {"release_id": release.pk}, token)
+    assert response.status_code == 202
+    assert response.json()["status"] == Status.QUEUED

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "opsconsole.runs",
     "opsconsole.ui",
     "deployments",
+    "infrastructure",
     "backups",
     "dr",
 ]

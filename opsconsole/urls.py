@@ -5,8 +5,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
+from backups import views as backup_views
 from deployments import api as deployment_api
 from deployments import views as deployment_views
+from infrastructure import views as infrastructure
 from opsconsole.audit import views as audit
 from opsconsole.runs import api as runs_api
 from opsconsole.ui import views as ui
@@ -25,6 +27,19 @@ urlpatterns = [
     path("releases/", deployment_views.releases, name="releases"),
     path("releases/sync/", deployment_views.sync_releases, name="sync_releases"),
     path("releases/compare/", deployment_views.compare, name="compare_releases"),
+    # Backups
+    path("backups/", backup_views.backups_page, name="backups"),
+    path("backups/policies/new/", backup_views.policy_edit, name="backup_policy_new"),
+    path("backups/policies/<int:policy_id>/edit/", backup_views.policy_edit, name="backup_policy_edit"),
+    path("backups/policies/<int:policy_id>/delete/", backup_views.policy_delete, name="backup_policy_delete"),
+    path("backups/policies/<int:policy_id>/run/", backup_views.backup_now, name="backup_now"),
+    path("backups/<int:backup_id>/verify/", backup_views.verify_now, name="backup_verify"),
+    path("backups/<int:backup_id>/restore/", backup_views.restore, name="backup_restore"),
+    path("infrastructure/", infrastructure.overview, name="infrastructure"),
+    path("infrastructure/<slug:name>/", infrastructure.environment, name="infrastructure_environment"),
+    path("infrastructure/<slug:name>/plan/", infrastructure.plan, name="infrastructure_plan"),
+    path("infrastructure/<slug:name>/plans/<int:run_id>/apply/", infrastructure.apply, name="infrastructure_apply"),
+    path("infrastructure/<slug:name>/runs/<int:run_id>/decide/", infrastructure.decide, name="infrastructure_decide"),
     path("runs/", ui.runs, name="runs"),
     path("runs/selftest/", ui.start_selftest, name="start_selftest"),
     path("runs/<int:run_id>/", ui.run_detail, name="run"),

@@ -3,6 +3,8 @@
 Per environment (staging, production, us-east-1): an ECS cluster, a task definition, a blue and a
 green service behind an ALB with weighted target groups, and CloudWatch alarms. Shared: an ECR
 repository whose tags become releases (one ends in `-broken` to show an automatic rollback).
+Backups: per environment an RDS PostgreSQL instance and an ElastiCache Redis cluster; one
+backup bucket in us-east-1 and its DR twin in us-west-2.
 Everything is created through boto3 against the sandbox endpoint, exactly as against AWS.
 """
 
@@ -18,6 +20,8 @@ REGION = "us-east-1"
 REPOSITORY = "sentinel-api"
 TAGS = ("v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0-broken")
 ENVIRONMENTS = ("staging", "production")
+DR_REGION = "us-west-2"
+BACKUP_BUCKETS = {REGION: "sentinel-backups-us-east-1", DR_REGION: "sentinel-backups-us-west-2"}
 
 
 @dataclass
@@ -33,6 +37,8 @@ class StackEnvironment:
     test_listener_arn: str = ""
     blue_target_group_arn: str = ""
     green_target_group_arn: str = ""
+    db_instance: str = ""
+    redis_cluster: str = ""
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Stack:
     repository_uri: str
     images: dict[str, str] = field(default_factory=dict)  # tag -> digest
     environments: dict[str, StackEnvironment] = field(default_factory=dict)
+    backup_buckets: dict[str, str] = field(default_factory=dict)  # region -> bucket
 
 
 def clients(endpoint: str, region: str = REGION):
@@ -187,4 +194,31 @@ def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) ->
             blue_target_group_arn=groups["blue"],
             green_target_group_arn=groups["green"],
         )
+    create_backup_resources(make, stack, environments)
     return stack
+
+
+def create_backup_resources(make, stack: Stack, environments: tuple[str, ...]) -> None:
+    """What the backup policies act on: a database and a Redis per environment, and buckets."""
+    rds, elasticache = make("rds"), make("elasticache")
+    for name in environments:
+        instance, cluster = f"sentinel-{name}", f"sentinel-{name}-redis"
+        rds.create_db_instance(
+            DBInstanceIdentifier=instance,
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            AllocatedStorage=20,
+            MasterUsername="sentinel",
+            MasterUserPassword="sandbox-only-password",
+            StorageEncrypted=True,
+        )
+        elasticache.create_cache_cluster(
+            CacheClusterId=cluster, Engine="redis", CacheNodeType="cache.t3.micro", NumCacheNodes=1
+        )
+        stack.environments[name].db_instance = instance
+        stack.environments[name].redis_cluster = cluster
+    for region, bucket in BACKUP_BUCKETS.items():
+        s3 = clients(stack.endpoint, region)("s3")
+        extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=bucket, **extra)
+        stack.backup_buckets[region] = bucket

@@ -6,9 +6,9 @@ NAVIGATION = (
     ("environments", "Environments", "/environments/"),
     ("releases", "Releases", "/releases/"),
     ("runs", "Runs", "/runs/"),
-    ("backups", "Backups", "/section/backups/"),
+    ("backups", "Backups", "/backups/"),
     ("dr", "DR", "/section/dr/"),
-    ("infrastructure", "Infrastructure", "/section/infrastructure/"),
+    ("infrastructure", "Infrastructure", "/infrastructure/"),
     ("audit", "Audit", "/audit/"),
 )
 

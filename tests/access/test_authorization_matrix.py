@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RoutePattern
 
+from backups.models import Backup, BackupPolicy, Kind
 from opsconsole.access.models import ApiToken
 from opsconsole.audit.models import AuditEvent
 from opsconsole.runs.models import EnvironmentLock, Run, Status
@@ -106,7 +107,13 @@ def world(users, staging, production):
         requested_by_name="ada",
     )
     token, _ = ApiToken.issue("ci", ["view"], created_by=users["admin"])
-    return {"users": users, "run": run, "token": token}
+    policy = BackupPolicy.objects.create(
+        environment=staging, kind=Kind.RDS_SNAPSHOT, name="matrix", source_identifier="matrix-db"
+    )
+    backup = Backup.objects.create(
+        policy=policy, environment=staging, kind=Kind.RDS_SNAPSHOT, region="us-east-1", status="available"
+    )
+    return {"users": users, "run": run, "token": token, "policy": policy, "backup": backup}
 
 
 def path_for(route: str, world) -> str:
@@ -115,6 +122,8 @@ def path_for(route: str, world) -> str:
         "token_id": world["token"].pk,
         "section": "backups",
         "name": world["run"].environment.name,
+        "policy_id": world["policy"].pk,
+        "backup_id": world["backup"].pk,
     }
 
     def fill(match):
@@ -130,6 +139,8 @@ def snapshot() -> dict:
         "audit": AuditEvent.objects.exclude(action__startswith="auth.").count(),
         "tokens": sorted(ApiToken.objects.values_list("pk", "revoked_at")),
         "locks": EnvironmentLock.objects.count(),
+        "backup_policies": sorted(BackupPolicy.objects.values_list("pk", "schedule", "enabled")),
+        "backups": sorted(Backup.objects.values_list("pk", "status")),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 
@@ -53,9 +54,10 @@ class Command(BaseCommand):
         scheduler = CronScheduler(connection=django_rq.get_connection("default"))
         for task in PeriodicTask.objects.filter(enabled=True).select_related("crontab", "interval"):
             func = _callable(task.task)
+            call = {"args": tuple(json.loads(task.args or "[]")), "kwargs": json.loads(task.kwargs or "{}")}
             if task.crontab_id:
-                scheduler.register(func, "default", cron=crontab_expression(task.crontab), name=task.name)
+                scheduler.register(func, "default", cron=crontab_expression(task.crontab), name=task.name, **call)
             elif task.interval_id:
-                scheduler.register(func, "default", interval=interval_seconds(task.interval), name=task.name)
+                scheduler.register(func, "default", interval=interval_seconds(task.interval), name=task.name, **call)
             self.stdout.write(f"scheduled {task.name} ({task.task})")
         scheduler.start()

@@ -1,0 +1,217 @@
+"""The Backups page: freshness against each policy's RPO, verified restores, a size and duration
+chart, the filterable list; and the forms behind Backup now, Verify, Restore and policy edits."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from backups import services
+from backups.models import Backup, BackupPolicy, BackupStatus, Kind
+from deployments.models import Environment
+from deployments.views import visible_environments
+from opsconsole.access.models import Action
+from opsconsole.access.permissions import allowed, require
+from opsconsole.access.sudo import sudo_required
+from opsconsole.audit.log import record
+from opsconsole.runs.services import LaunchRefused, launch
+from opsconsole.ui.pagination import keyset_page, parse_int
+
+LIST_FILTERS = ("environment", "kind", "status")
+CHART_POINTS = 20
+CHART_WIDTH, CHART_HEIGHT = 240, 48
+
+
+def chart(policy: BackupPolicy) -> dict:
+    """Bars for size and a line for duration over the policy's latest backups (inline SVG)."""
+    rows = list(policy.backups.good().exclude(finished_at=None).order_by("-finished_at")[:CHART_POINTS])[::-1]
+    if not rows:
+        return {}
+    biggest = max((b.size_bytes or 0) for b in rows) or 1
+    longest = max(b.duration.total_seconds() for b in rows) or 1
+    step = CHART_WIDTH / max(len(rows), 1)
+    bars, points = [], []
+    for index, backup in enumerate(rows):
+        height = max(1, round((backup.size_bytes or 0) / biggest * (CHART_HEIGHT - 4)))
+        bars.append(
+            {
+                "x": round(index * step + 1, 1),
+                "y": CHART_HEIGHT - height,
+                "w": max(step - 2, 1),
+                "h": height,
+                "backup": backup,
+            }
+        )
+        y = CHART_HEIGHT - 2 - backup.duration.total_seconds() / longest * (CHART_HEIGHT - 6)
+        points.append(f"{index * step + step / 2:.1f},{y:.1f}")
+    return {
+        "bars": bars,
+        "line": " ".join(points),
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "biggest": biggest,
+        "longest": longest,
+    }
+
+
+@login_required
+@require_GET
+def backups_page(request):
+    require(request, Action.VIEW)
+    environments = list(visible_environments(request.user))
+    policies = BackupPolicy.objects.filter(environment__in=environments).select_related("environment", "periodic_task")
+    rows = services.freshness(policies)
+    for row in rows:
+        row.chart = chart(row.policy)
+        row.can_backup = allowed(request.user, Action.BACKUP, row.policy.environment)
+
+    listing = Backup.objects.filter(environment__in=environments).select_related("environment", "run")
+    filters = {name: (request.GET.get(name) or "").strip()[:63] for name in LIST_FILTERS}
+    if filters["environment"]:
+        listing = listing.filter(environment__name=filters["environment"])
+    if filters["kind"]:
+        listing = listing.filter(kind=filters["kind"])
+    if filters["status"]:
+        listing = listing.filter(status=filters["status"])
+    page = keyset_page(listing, "id", parse_int(request.GET.get("before")), size=25)
+    restorable = {env.pk for env in environments if allowed(request.user, Action.BACKUP, env)}
+    context = {
+        "rows": rows,
+        "page": page,
+        "filters": filters,
+        "environments": environments,
+        "kinds": Kind.choices,
+        "statuses": BackupStatus.choices,
+        "restorable": restorable,
+        "can_add_policy": bool(restorable),
+    }
+    return render(request, "backups/index.html", context)
+
+
+def _policy(request, policy_id: int) -> BackupPolicy:
+    policy = get_object_or_404(BackupPolicy.objects.select_related("environment"), pk=policy_id)
+    require(request, Action.VIEW, policy.environment)
+    return policy
+
+
+@login_required
+@require_POST
+def backup_now(request, policy_id: int):
+    policy = _policy(request, policy_id)
+    try:
+        run = services.request_backup(policy, request.user)
+    except LaunchRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("backups")
+    return redirect("run", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def verify_now(request, backup_id: int):
+    backup = get_object_or_404(Backup.objects.select_related("environment"), pk=backup_id)
+    require(request, Action.VIEW, backup.environment)
+    try:
+        run = launch(
+            "backups.verify", principal=request.user, environment=backup.environment, params={"backup": backup.pk}
+        )
+    except LaunchRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("backups")
+    return redirect("run", run_id=run.pk)
+
+
+@login_required
+@sudo_required
+@require_http_methods(["GET", "POST"])
+def restore(request, backup_id: int):
+    backup = get_object_or_404(Backup.objects.select_related("environment", "policy"), pk=backup_id)
+    require(request, Action.BACKUP, backup.environment)
+    target = (request.POST.get("target") or "").strip()
+    if request.method == "POST":
+        try:
+            run = services.request_restore(backup, request.user, target, request.POST.get("confirm", ""))
+        except LaunchRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            return redirect("run", run_id=run.pk)
+    suggestion = f"{backup.policy.database_name if backup.policy else 'restore'}_restore_{backup.pk}"
+    if backup.kind == Kind.RDS_SNAPSHOT:
+        suggestion = f"{backup.policy.source_identifier if backup.policy else 'db'}-restore-{backup.pk}"
+    return render(request, "backups/restore.html", {"backup": backup, "target": target or suggestion})
+
+
+class PolicyForm(forms.ModelForm):
+    class Meta:
+        model = BackupPolicy
+        fields = [
+            "environment",
+            "kind",
+            "name",
+            "enabled",
+            "schedule",
+            "retention_days",
+            "min_copies",
+            "rpo_minutes",
+            "copy_to_dr",
+            "dr_region",
+            "source_identifier",
+            "database_host",
+            "database_port",
+            "database_name",
+            "database_user",
+            "password_source",
+            "bucket",
+            "prefix",
+            "dr_bucket",
+        ]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        allowed_envs = [env.pk for env in Environment.objects.all() if allowed(user, Action.BACKUP, env)]
+        self.fields["environment"].queryset = Environment.objects.filter(pk__in=allowed_envs)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def policy_edit(request, policy_id: int | None = None):
+    policy = _policy(request, policy_id) if policy_id else None
+    if policy is not None:
+        require(request, Action.BACKUP, policy.environment)
+    elif not allowed(request.user, Action.BACKUP):
+        raise PermissionDenied("You do not have permission to manage backup policies.")
+    form = PolicyForm(request.POST or None, instance=policy, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            saved = form.save()
+            record(
+                "backups.policy.updated" if policy else "backups.policy.created",
+                target=f"backup_policy:{saved.pk}",
+                environment=saved.environment.name,
+                details={name: form.cleaned_data[name] for name in form.changed_data if name != "environment"},
+            )
+        messages.success(request, f"Policy {saved.name} saved; its schedule is {saved.schedule} (UTC).")
+        return redirect("backups")
+    return render(request, "backups/policy_form.html", {"form": form, "policy": policy})
+
+
+@login_required
+@require_POST
+def policy_delete(request, policy_id: int):
+    policy = _policy(request, policy_id)
+    require(request, Action.BACKUP, policy.environment)
+    with transaction.atomic():
+        record(
+            "backups.policy.deleted",
+            target=f"backup_policy:{policy.pk}",
+            environment=policy.environment.name,
+            details={"name": policy.name, "kind": policy.kind},
+        )
+        policy.delete()
+    messages.success(request, f"Policy {policy.name} deleted with its schedule; its backups are kept.")
+    return redirect("backups")

@@ -1,0 +1,19 @@
+# The standby stack in the DR region; backup copies go back to the primary region.
+environment           = "dr"
+aws_region            = "us-west-2"
+dr_region             = "us-east-1"
+vpc_cidr              = "10.20.0.0/16"
+availability_zones    = ["us-west-2a", "us-west-2b", "us-west-2c"]
+private_subnets       = ["10.20.1.0/24", "10.20.2.0/24", "10.20.3.0/24"]
+public_subnets        = ["10.20.101.0/24", "10.20.102.0/24", "10.20.103.0/24"]
+db_instance_class     = "db.r6g.large"
+db_allocated_storage  = 200
+db_multi_az           = true
+cache_node_type       = "cache.r6g.large"
+ecr_repository        = "123456789012.dkr.ecr.us-west-2.amazonaws.com/sentinel-api"
+api_desired_count     = 0
+certificate_arn       = "arn:aws:acm:us-west-2:123456789012:certificate/dr"
+domain_name           = "api-dr.sentinel.example.com"
+hosted_zone_id        = "Z0PRODUCTION"
+backup_retention_days = 35
+deletion_protection   = true

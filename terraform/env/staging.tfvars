@@ -1,0 +1,17 @@
+environment          = "staging"
+aws_region           = "us-east-1"
+dr_region            = "us-west-2"
+vpc_cidr             = "10.10.0.0/16"
+availability_zones   = ["us-east-1a", "us-east-1b"]
+private_subnets      = ["10.10.1.0/24", "10.10.2.0/24"]
+public_subnets       = ["10.10.101.0/24", "10.10.102.0/24"]
+db_instance_class    = "db.t3.medium"
+db_allocated_storage = 50
+db_multi_az          = false
+cache_node_type      = "cache.t3.small"
+ecr_repository       = "123456789012.dkr.ecr.us-east-1.amazonaws.com/sentinel-api"
+api_desired_count    = 1
+certificate_arn      = "arn:aws:acm:us-east-1:123456789012:certificate/staging"
+domain_name          = "api.staging.sentinel.example.com"
+hosted_zone_id       = "Z0STAGING"
+deletion_protection  = false

@@ -87,13 +87,14 @@ def _finish(run: Run, writer: EventWriter, status: str, message: str, level: str
         # A job that switched to rolling back and then completed has rolled back, not succeeded.
         status, message, level = Status.ROLLED_BACK, "Rolled back.", Level.WARNING
     try:
-        run.transition(status, **fields)
+        # One transaction: whoever sees the run ended also sees its last line and its audit event.
+        with transaction.atomic():
+            run.transition(status, **fields)
+            writer.write(message, level)
+            audit_outcome(run)
     except IllegalTransition as exc:
         # The reaper gave up on us (heartbeats lost) and already ended the run; say so and stop.
         writer.write(f"Could not record the outcome {status}: {exc}", Level.ERROR)
-        return
-    writer.write(message, level)
-    audit_outcome(run)
 
 
 def audit_outcome(run: Run, details: dict | None = None) -> None:

@@ -19,6 +19,7 @@ from opsconsole.runs import dispatch, runner
 from opsconsole.runs.context import JOB_LOGGER
 from opsconsole.runs.models import ACTIVE, Run
 from tests.conftest import PASSWORD
+from tests.deployments.conftest import releases, sandbox_endpoint, stack  # noqa: F401 (the sandbox AWS fixtures)
 
 # Playwright's sync API keeps an asyncio event loop running in the test thread (it switches to it
 # with greenlets while it waits for the browser); it would refuse to start inside a loop of ours,

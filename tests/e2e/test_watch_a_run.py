@@ -238,9 +238,10 @@ def test_a_failed_selftest_shows_failed_and_the_reason(page: Page, users, runs_i
 def test_the_outcome_line_written_just_after_the_run_ended_still_appears(
     page: Page, users, runs_in_background, monkeypatch, js_errors
 ):
-    # The runner marks a run ended, then writes its outcome line ("Succeeded.", the failure...).
-    # Widen that gap to a second, as a slow database would, so a poll (every 0.7 s) is certain to
-    # land in it; the poller asks once more, 2 s later, before it stops (see ui/_poller.html).
+    # Hold the run for a second between being marked ended and its outcome line being written, as
+    # a slow database would, so a poll (every 0.7 s) is certain to land in between. The line must
+    # still reach the page: the runner commits both together, and the poller asks once more, 2 s
+    # later, before it stops (ui/_poller.html) for the paths that write them apart.
     end = Run.transition
 
     def end_then_pause(run, to, **fields):

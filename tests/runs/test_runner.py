@@ -62,7 +62,7 @@ def test_the_same_message_delivered_twice_executes_once(users, settings):
     settings.OPSCONSOLE_QUEUE = "celery"  # nothing consumes it: we deliver by hand
     from unittest import mock
 
-    with mock.patch("opsconsole.runs.dispatch.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
+    with mock.patch("opsconsole.runs.services.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
         run = launch("maintenance.selftest", principal=users["admin"], params={"lines": 2, "delay_ms": 0})
     assert runner.execute(run.pk) == Status.SUCCEEDED
     assert runner.execute(run.pk) == "not-claimed"
@@ -76,7 +76,7 @@ def test_a_run_waits_for_the_environment_lock_and_starts_when_it_is_freed(users,
 
     EnvironmentLock.acquire(staging, held_by="ada", reason="maintenance")
     settings.OPSCONSOLE_QUEUE = "celery"
-    with mock.patch("opsconsole.runs.dispatch.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
+    with mock.patch("opsconsole.runs.services.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
         run = launch(
             "maintenance.selftest", principal=users["admin"], environment=staging, params={"lines": 1, "delay_ms": 0}
         )
@@ -93,7 +93,7 @@ def test_cancel_before_start_ends_the_run_at_once(users, settings):
     from unittest import mock
 
     settings.OPSCONSOLE_QUEUE = "celery"
-    with mock.patch("opsconsole.runs.dispatch.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
+    with mock.patch("opsconsole.runs.services.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
         run = launch("maintenance.selftest", principal=users["admin"], params={"lines": 1, "delay_ms": 0})
     cancel(run, users["admin"])
     run.refresh_from_db()

@@ -80,45 +80,35 @@ def environment_detail(request, name: str):
     return render(request, "deployments/environment.html", context)
 
 
-def _refused(request, exc: LaunchRefused, environment: Environment):
-    messages.error(request, str(exc))
-    return redirect("environment", name=environment.name)
+def _request_deployment(request, name: str, action, problem: str, confirmed: bool):
+    """Deploy and rollback share a form: a release, maybe a freeze override; on to the run page."""
+    environment = get_object_or_404(Environment, name=name)
+    require(request, Action.VIEW, environment)
+    release = Release.objects.filter(pk=parse_int(request.POST.get("release"))).first()
+    if release is None or not confirmed:
+        messages.error(request, problem)
+        return redirect("environment", name=name)
+    try:
+        run = action(environment, release, request.user, override_reason=request.POST.get("override_reason", ""))
+    except LaunchRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("environment", name=name)
+    return redirect("run", run_id=run.pk)
 
 
 @login_required
 @require_POST
 def deploy(request, name: str):
-    environment = get_object_or_404(Environment, name=name)
-    require(request, Action.VIEW, environment)
-    release = Release.objects.filter(pk=parse_int(request.POST.get("release"))).first()
-    if release is None:
-        messages.error(request, "Choose a release to deploy.")
-        return redirect("environment", name=name)
-    try:
-        run = services.request_deploy(
-            environment, release, request.user, override_reason=request.POST.get("override_reason", "")
-        )
-    except LaunchRefused as exc:
-        return _refused(request, exc, environment)
-    return redirect("run", run_id=run.pk)
+    return _request_deployment(request, name, services.request_deploy, "Choose a release to deploy.", True)
 
 
 @login_required
 @require_POST
 def rollback(request, name: str):
-    environment = get_object_or_404(Environment, name=name)
-    require(request, Action.VIEW, environment)
-    release = Release.objects.filter(pk=parse_int(request.POST.get("release"))).first()
-    if release is None or request.POST.get("confirm") != "yes":
-        messages.error(request, "Confirm the rollback by ticking the box.")
-        return redirect("environment", name=name)
-    try:
-        run = services.request_rollback(
-            environment, release, request.user, override_reason=request.POST.get("override_reason", "")
-        )
-    except LaunchRefused as exc:
-        return _refused(request, exc, environment)
-    return redirect("run", run_id=run.pk)
+    confirmed = request.POST.get("confirm") == "yes"
+    return _request_deployment(
+        request, name, services.request_rollback, "Confirm the rollback by ticking the box.", confirmed
+    )
 
 
 @login_required

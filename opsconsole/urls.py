@@ -9,6 +9,7 @@ from backups import views as backup_views
 from deployments import api as deployment_api
 from deployments import views as deployment_views
 from infrastructure import views as infrastructure
+from opsconsole import metrics
 from opsconsole.audit import views as audit
 from opsconsole.runs import api as runs_api
 from opsconsole.ui import views as ui
@@ -55,6 +56,7 @@ urlpatterns = [
     path("section/<slug:section>/", ui.not_built, name="section"),
     path("healthz", ui.healthz, name="healthz"),
     path("readyz", ui.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("api/v1/openapi.json", deployment_api.openapi, name="api_openapi"),
     path("api/v1/environments", deployment_api.environments, name="api_environments"),
     path("api/v1/environments/<slug:name>/deploy", deployment_api.deploy, name="api_deploy"),

@@ -97,6 +97,12 @@ def capture(writer: EventWriter):
         _current_writer.reset(token)
 
 
+def current_run_id() -> int | None:
+    """The run being executed in this context, for log lines (opsconsole/logs.py)."""
+    writer = _current_writer.get()
+    return writer.run_id if writer is not None else None
+
+
 class RunContext:
     def __init__(self, run: Run, writer: EventWriter):
         self.run = run

@@ -59,6 +59,11 @@ def dispatch_safely(run_id: int) -> None:
     """Dispatch after commit. If the broker went away between the check and now, end the run
     `errored` with the reason instead of leaving it queued with no message behind it."""
     try:
+        from django.utils import timezone
+
+        from opsconsole.runs.models import Run, Status
+
+        Run.objects.filter(pk=run_id, status=Status.QUEUED).update(dispatched_at=timezone.now())
         dispatch(run_id)
     except Exception as exc:
         if backend() == "inline":

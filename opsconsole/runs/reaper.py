@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from opsconsole.runs.context import append_event
@@ -42,11 +43,15 @@ def reap() -> dict:
         dispatch_next_waiting(environment_id)
 
     # Queued runs whose message went missing (a broker that lost its data, say). Claiming is
-    # conditional, so a duplicate message is harmless. Runs waiting on a held lock are left alone.
+    # conditional, so a duplicate message is harmless; still, a run is re-sent at most once every
+    # RUN_RESEND_AFTER_SECONDS, so a long but healthy queue does not fill with copies. Runs waiting
+    # on a held lock are left alone: the holder's finish dispatches them.
+    resend_before = now - timedelta(seconds=settings.RUN_RESEND_AFTER_SECONDS)
     resent = []
     locked_envs = EnvironmentLock.objects.values_list("environment_id", flat=True)
     for run_id in (
         Run.objects.filter(status=Status.QUEUED, created_at__lt=lost_before)
+        .filter(Q(dispatched_at__lt=resend_before) | Q(dispatched_at=None))
         .exclude(environment_id__in=locked_envs)
         .values_list("pk", flat=True)[:100]
     ):

@@ -1,5 +1,21 @@
+"""The DR app: plans, readiness checks, guarded failover, drills and failback."""
+
 from django.apps import AppConfig
+
+from opsconsole.env import env_int
+
+
+def readiness_interval_seconds() -> int:
+    return env_int("DR_READINESS_INTERVAL_SECONDS", 900, minimum=10)
 
 
 class DrConfig(AppConfig):
     name = "dr"
+    verbose_name = "Disaster recovery"
+
+    def ready(self) -> None:
+        from dr import jobs  # noqa: F401  (registers the DR run kinds)
+        from opsconsole.runs.schedules import register_periodic
+
+        register_periodic("dr: readiness checks", "dr.tasks.check_readiness", readiness_interval_seconds)
+        register_periodic("dr: expire unapproved requests", "dr.tasks.expire_approvals", lambda: 60)

@@ -6,7 +6,7 @@ console's own request rate and latency (opsconsole/metrics_middleware.py) are co
 process; see docs/monitoring.md for what that means with several workers.
 
 The apps are looked up through the app registry rather than imported: the core does not depend
-on them, and the DR metrics appear only once the dr app has its models.
+on them, and an app that is not installed (or has no models yet) exports nothing.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from datetime import datetime, timedelta
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, OuterRef, Q, Subquery, Sum
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from opsconsole.metrics_middleware import REQUEST_REGISTRY
@@ -246,9 +247,67 @@ class ConsoleCollector(Collector):
         yield from (status, checked)
 
     def dr(self) -> Iterator[Metric]:
-        # The dr app is being built; its metrics (opsconsole_dr_ready, opsconsole_dr_last_drill_*)
-        # are named in docs/monitoring.md and appear here once it has models to read.
-        return iter(())
+        try:
+            DRPlan = apps.get_model("dr", "DRPlan")
+            ReadinessCheck = apps.get_model("dr", "ReadinessCheck")
+            DROperation = apps.get_model("dr", "DROperation")
+        except LookupError:  # the dr app is not installed
+            return
+        checks = ReadinessCheck.objects.filter(plan=OuterRef("pk")).order_by("-id")
+        drills = DROperation.objects.filter(
+            plan=OuterRef("pk"), operation="drill", run__status="succeeded", rto_seconds__isnull=False
+        ).order_by("-id")
+        plans = DRPlan.objects.order_by().annotate(
+            ready=Subquery(checks.values("ok")[:1]),
+            checked_at=Subquery(checks.values("checked_at")[:1]),
+            drill_rto=Subquery(drills.values("rto_seconds")[:1]),
+            drill_rpo=Subquery(drills.values("rpo_seconds")[:1]),
+            drill_at=Subquery(drills.values("run__finished_at")[:1]),
+        )
+        ready = GaugeMetricFamily(
+            "opsconsole_dr_ready",
+            "1 when the newest readiness check of the environment's DR plan passed; 0 when it failed or never ran.",
+            labels=["environment"],
+        )
+        checked = GaugeMetricFamily(
+            "opsconsole_dr_readiness_checked_timestamp_seconds",
+            "When the DR plan's readiness was last checked; 0 if never.",
+            labels=["environment"],
+        )
+        targets = GaugeMetricFamily(
+            "opsconsole_dr_target_seconds", "The DR plan's recovery objectives.", labels=["environment", "objective"]
+        )
+        failed_over = GaugeMetricFamily(
+            "opsconsole_dr_failed_over", "1 while the environment runs in its DR region.", labels=["environment"]
+        )
+        drill_rto = GaugeMetricFamily(
+            "opsconsole_dr_last_drill_rto_seconds",
+            "Recovery time measured by the newest succeeded drill.",
+            labels=["environment"],
+        )
+        drill_rpo = GaugeMetricFamily(
+            "opsconsole_dr_last_drill_rpo_seconds",
+            "Data loss window measured by the newest succeeded drill.",
+            labels=["environment"],
+        )
+        drill_at = GaugeMetricFamily(
+            "opsconsole_dr_last_drill_timestamp_seconds",
+            "When the newest succeeded drill finished.",
+            labels=["environment"],
+        )
+        for plan in plans.select_related("environment"):
+            name = plan.environment.name
+            ready.add_metric([name], 1 if plan.ready else 0)
+            checked.add_metric([name], _seconds(plan.checked_at))
+            targets.add_metric([name, "rpo"], plan.rpo_minutes * 60)
+            targets.add_metric([name, "rto"], plan.rto_minutes * 60)
+            failed_over.add_metric([name], int(plan.active_site == "dr"))
+            if plan.drill_rto is not None:
+                drill_rto.add_metric([name], plan.drill_rto)
+                drill_at.add_metric([name], _seconds(plan.drill_at))
+            if plan.drill_rpo is not None:
+                drill_rpo.add_metric([name], plan.drill_rpo)
+        yield from (ready, checked, targets, failed_over, drill_rto, drill_rpo, drill_at)
 
     def queue(self) -> Iterator[Metric]:
         depth = queue_depth()
@@ -334,4 +393,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         if refusal == 401:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE_LATEST)
+    # The 0.0.4 text format is what generate_latest() writes and what every Prometheus parses.
+    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
+# The `_created` series (when each label set first appeared in this process) only add noise.
+disable_created_metrics()
 REQUEST_REGISTRY = CollectorRegistry(auto_describe=True)
 
 REQUESTS = Counter(

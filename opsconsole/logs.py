@@ -23,24 +23,26 @@ def current_request_id() -> str | None:
     return getattr(request, "request_id", None) if request is not None else None
 
 
-def current_run_id() -> int | None:
+def current_run_writer():
     # The run context is only loaded in processes that execute runs; if it was never imported,
     # no run is executing here (and importing it would import models, too early at start-up).
     context = sys.modules.get("opsconsole.runs.context")
-    if context is None:
-        return None
-    return context.current_run_id()
+    return context.current_writer() if context is not None else None
 
 
 class ContextFilter(logging.Filter):
-    """Adds `request_id` and `run_id` (None when absent) to every record."""
+    """Adds `request_id` and `run_id` (None when absent) to every record, and keeps the secrets a
+    run registered (`ctx.add_secret`) out of its log lines, as out of its events."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             # django.request logs 4xx/5xx after the middleware returned; the record has the request.
             record.request_id = current_request_id() or getattr(getattr(record, "request", None), "request_id", None)
+        writer = current_run_writer()
         if getattr(record, "run_id", None) is None:
-            record.run_id = current_run_id()
+            record.run_id = writer.run_id if writer is not None else None
+        if writer is not None and writer.secrets:
+            record.msg, record.args = writer.redact(record.getMessage()), None
         return True
 
 

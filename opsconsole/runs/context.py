@@ -97,10 +97,9 @@ def capture(writer: EventWriter):
         _current_writer.reset(token)
 
 
-def current_run_id() -> int | None:
-    """The run being executed in this context, for log lines (opsconsole/logs.py)."""
-    writer = _current_writer.get()
-    return writer.run_id if writer is not None else None
+def current_writer() -> EventWriter | None:
+    """The event writer of the run executed in this context, for log lines (opsconsole/logs.py)."""
+    return _current_writer.get()
 
 
 class RunContext:

@@ -223,6 +223,21 @@ def rds_snapshot(ctx: RunContext) -> dict:
 EXPORT = "Export to S3"
 
 
+def export_name(prefix: str, snapshot_name: str) -> str:
+    """The TargetSnapshotName of a snapshot's export: the policy's prefix flattened into the name,
+    since ElastiCache names the exported objects after it (`<name>-0001.rdb`, one per shard)."""
+    return f"{prefix}{snapshot_name}".replace("/", "-")
+
+
+def export_objects(s3, bucket: str, name: str) -> list[dict]:
+    """The objects of one export. A listing by prefix also finds longer names (the export of run 1
+    is a prefix of run 10's), so only `<name>.<ext>` and `<name>-<shard>...` count."""
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=name):
+        found += [o for o in page.get("Contents", []) if o["Key"] == name or o["Key"][len(name)] in "-."]
+    return found
+
+
 @run_kind(
     "backups.redis_snapshot",
     "Redis snapshot",
@@ -237,54 +252,73 @@ def redis_snapshot(ctx: RunContext) -> dict:
     elasticache = aws.client("elasticache", p["aws_region"], p["role_arn"])
     s3 = aws.client("s3", p["aws_region"], p["role_arn"])
     name = f"opsconsole-{p['environment']}-{_stamp(ctx)}"
-    export_name = f"{p['prefix']}{name}".replace("/", "-")
+    exported_as = export_name(p["prefix"], name)
     with recording(ctx) as backup:
         with ctx.step(SNAPSHOT):
             try:
-                elasticache.describe_replication_groups(ReplicationGroupId=p["source_identifier"])
+                poller.call(elasticache.describe_replication_groups, ReplicationGroupId=p["source_identifier"])
                 source = {"ReplicationGroupId": p["source_identifier"]}
-            except ClientError:
+            except ClientError as exc:
+                # Only "no such group" means the source is a single cache cluster; anything else
+                # (access denied, throttled past the retries) is the run's failure.
+                if aws.error_code(exc) != "ReplicationGroupNotFoundFault":
+                    raise
                 source = {"CacheClusterId": p["source_identifier"]}
             poller.call(elasticache.create_snapshot, SnapshotName=name, Tags=[CONSOLE_TAG], **source)
             Backup.objects.filter(pk=backup.pk).update(identifier=name)
+            ctx.log.info("Creating snapshot %s of %s.", name, p["source_identifier"])
 
-        def available():
-            found = elasticache.describe_snapshots(SnapshotName=name)["Snapshots"][0]
-            if found.get("SnapshotStatus") == "failed":
-                raise RunFailed(f"Snapshot {name} failed.")
-            return found.get("SnapshotStatus") == "available"
+        def snapshot_status() -> str:
+            found = poller.call(elasticache.describe_snapshots, SnapshotName=name)["Snapshots"]
+            status = found[0].get("SnapshotStatus", "") if found else "missing"
+            if status in ("failed", "deleting", "missing"):
+                raise RunFailed(f"Snapshot {name} of {p['source_identifier']} ended {status}.")
+            return status
 
         with ctx.step(SNAPSHOT_WAIT):
-            _wait(ctx, poller, f"snapshot {name}", available)
+            _wait(ctx, poller, f"snapshot {name}", lambda: snapshot_status() == "available")
         with ctx.step(EXPORT):
-            # ElastiCache exports only to a bucket in the snapshot's own region.
+            # ElastiCache exports only to a bucket in the snapshot's own region. The snapshot is
+            # `exporting` until the objects are written; both are waited for.
             poller.call(
                 elasticache.copy_snapshot,
                 SourceSnapshotName=name,
-                TargetSnapshotName=export_name,
+                TargetSnapshotName=exported_as,
                 TargetBucket=p["bucket"],
             )
 
             def exported():
-                listed = s3.list_objects_v2(Bucket=p["bucket"], Prefix=export_name).get("Contents", [])
-                return listed or None
+                if snapshot_status() != "available":
+                    return None
+                return export_objects(s3, p["bucket"], exported_as) or None
 
             objects = _wait(ctx, poller, f"the export to s3://{p['bucket']}", exported)
             keys = [o["Key"] for o in objects]
+            checksums = []
             for key in keys:
                 sha256, _, _ = s3stream.object_sha256(s3, p["bucket"], key)
+                checksums.append(sha256)
                 s3.put_object_tagging(Bucket=p["bucket"], Key=key, Tagging=s3stream.tagging(sha256))
             ctx.log.info("Exported %s to s3://%s (%s).", name, p["bucket"], ", ".join(keys))
         backup.identifier = name
         backup.size_bytes = sum(o.get("Size", 0) for o in objects)
-        backup.sha256 = sha256 if len(keys) == 1 else ""
+        backup.sha256 = checksums[0] if len(checksums) == 1 else ""  # one checksum per object: on the tags
         backup.save(update_fields=["identifier", "size_bytes", "sha256"])
         dr = _copy_objects_to_dr(ctx, s3, keys)
-        backup.succeed(**{**dr, "dr_identifier": export_name} if dr else {})
+        backup.succeed(**({**dr, "dr_identifier": exported_as} if dr else {}))
     return {"backup": backup.pk, "snapshot": name, "objects": keys}
 
 
 # --- Retention -----------------------------------------------------------------------------------
+def _redis_export_name(backup: Backup) -> str:
+    """The export's name: recorded as the DR identifier when there is a DR copy, otherwise derived
+    from the prefix its run was launched with (the snapshot name alone matches no object)."""
+    if backup.dr_identifier:
+        return backup.dr_identifier
+    prefix = backup.run.params.get("prefix", "") if backup.run else ""
+    return export_name(prefix, backup.identifier)
+
+
 def _delete_copies(backup: Backup, role_arn: str) -> list[str]:
     """Delete the backup's copies that the console made; returns what was deleted."""
     done = []
@@ -310,7 +344,6 @@ def _delete_copies(backup: Backup, role_arn: str) -> list[str]:
                 done.append(f"s3://{bucket}/{identifier}")
         else:
             s3 = aws.client("s3", region, role_arn)
-            prefix = identifier if region != backup.region else None
             if region == backup.region:
                 try:
                     aws.client("elasticache", region, role_arn).delete_snapshot(SnapshotName=identifier)
@@ -318,9 +351,7 @@ def _delete_copies(backup: Backup, role_arn: str) -> list[str]:
                 except ClientError as exc:
                     if "NotFound" not in aws.error_code(exc):
                         raise
-            for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix or backup.dr_identifier or identifier).get(
-                "Contents", []
-            ):
+            for obj in export_objects(s3, bucket, _redis_export_name(backup)):
                 if s3stream.delete_object(s3, bucket, obj["Key"]):
                     done.append(f"s3://{bucket}/{obj['Key']}")
     return done

@@ -11,7 +11,7 @@ from backups.services import expired, request_backup
 from opsconsole.audit.models import AuditEvent
 from opsconsole.runs.models import Status
 from opsconsole.runs.services import launch
-from sandbox.bootstrap import BACKUP_BUCKETS, REGION
+from sandbox.bootstrap import BACKUP_BUCKETS, DR_REGION, REGION, clients
 from tests.backups.conftest import s3
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -52,6 +52,29 @@ def test_retention_leaves_objects_it_did_not_make(users, pg_policy, staging):
     )
     launch("backups.retention", environment=staging, check_permission=False)
     assert oldest.identifier in keys()
+
+
+def test_retention_deletes_an_old_redis_snapshot_and_its_exported_objects(users, redis_policy, staging, stack):
+    """Without a DR copy the export's objects are found from the run's prefix (`redis-<snapshot>`),
+    not from the snapshot's name; in both regions with one."""
+    redis_policy.min_copies, redis_policy.copy_to_dr = 1, False
+    redis_policy.save()
+    local_only = request_backup(redis_policy, users["backup_operator"]).backup
+    redis_policy.copy_to_dr = True
+    redis_policy.save()
+    with_dr = request_backup(redis_policy, users["backup_operator"]).backup
+    newest = request_backup(redis_policy, users["backup_operator"]).backup
+    for days, backup in ((30, local_only), (20, with_dr), (1, newest)):
+        age(backup, days)
+    run = launch("backups.retention", environment=staging, check_permission=False)
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED, run.error
+    assert keys() == {f"redis-{newest.identifier}-0001.rdb"}
+    west = {o["Key"] for o in s3(DR_REGION).list_objects_v2(Bucket=BACKUP_BUCKETS[DR_REGION]).get("Contents", [])}
+    assert west == {f"redis-{newest.identifier}-0001.rdb"}
+    snapshots = clients(stack.endpoint)("elasticache").describe_snapshots()["Snapshots"]
+    assert [s["SnapshotName"] for s in snapshots] == [newest.identifier]
+    assert Backup.objects.get(pk=local_only.pk).status == BackupStatus.DELETED
 
 
 def test_the_newest_backup_is_kept_even_with_a_minimum_of_zero():

@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PORT ?= 8000
 
-.PHONY: run test install lint clean
+.PHONY: run test install lint clean bench
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ run: install
 
 test: install
 	scripts/test.sh
+
+# The pg_dump-to-S3 benchmark (docs/performance.md); needs a PostgreSQL server, ~10 minutes.
+bench: install
+	DATABASE_URL=$${DATABASE_URL:-postgres://root@127.0.0.1:5432/postgres} $(VENV)/bin/python bench/run.py
 
 lint: install
 	$(VENV)/bin/ruff check .

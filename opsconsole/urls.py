@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from backups import views as backup_views
 from deployments import api as deployment_api
 from deployments import views as deployment_views
+from dr import views as dr_views
 from infrastructure import views as infrastructure
 from opsconsole import metrics
 from opsconsole.audit import views as audit
@@ -36,6 +37,14 @@ urlpatterns = [
     path("backups/policies/<int:policy_id>/run/", backup_views.backup_now, name="backup_now"),
     path("backups/<int:backup_id>/verify/", backup_views.verify_now, name="backup_verify"),
     path("backups/<int:backup_id>/restore/", backup_views.restore, name="backup_restore"),
+    # Disaster recovery
+    path("dr/", dr_views.dr_page, name="dr"),
+    path("dr/<slug:name>/check/", dr_views.check_now, name="dr_check"),
+    path("dr/<slug:name>/failover/", dr_views.request_operation, {"operation": "failover"}, name="dr_failover"),
+    path("dr/<slug:name>/drill/", dr_views.request_operation, {"operation": "drill"}, name="dr_drill"),
+    path("dr/<slug:name>/failback/", dr_views.request_operation, {"operation": "failback"}, name="dr_failback"),
+    path("dr/<slug:name>/runs/<int:run_id>/decide/", dr_views.decide, name="dr_decide"),
+    path("dr/<slug:name>/runs/<int:run_id>/resume/", dr_views.resume, name="dr_resume"),
     path("infrastructure/", infrastructure.overview, name="infrastructure"),
     path("infrastructure/<slug:name>/", infrastructure.environment, name="infrastructure_environment"),
     path("infrastructure/<slug:name>/plan/", infrastructure.plan, name="infrastructure_plan"),

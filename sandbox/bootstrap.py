@@ -5,6 +5,8 @@ green service behind an ALB with weighted target groups, and CloudWatch alarms. 
 repository whose tags become releases (one ends in `-broken` to show an automatic rollback).
 Backups: per environment an RDS PostgreSQL instance and an ElastiCache Redis cluster; one
 backup bucket in us-east-1 and its DR twin in us-west-2.
+DR: per environment an ECS cluster and service in us-west-2 at 0 tasks behind a DR load balancer,
+and a Route53 zone whose record (and drill record) point at the primary load balancer.
 Everything is created through boto3 against the sandbox endpoint, exactly as against AWS.
 """
 
@@ -39,6 +41,13 @@ class StackEnvironment:
     green_target_group_arn: str = ""
     db_instance: str = ""
     redis_cluster: str = ""
+    dr_cluster: str = ""
+    dr_service: str = ""
+    hosted_zone_id: str = ""
+    record_name: str = ""
+    drill_record_name: str = ""
+    primary_target: str = ""
+    dr_target: str = ""
 
 
 @dataclass
@@ -195,6 +204,7 @@ def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) ->
             green_target_group_arn=groups["green"],
         )
     create_backup_resources(make, stack, environments)
+    create_dr_resources(stack, environments)
     return stack
 
 
@@ -222,3 +232,65 @@ def create_backup_resources(make, stack: Stack, environments: tuple[str, ...]) -
         extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
         s3.create_bucket(Bucket=bucket, **extra)
         stack.backup_buckets[region] = bucket
+
+
+DNS_ZONE = "sentinel.example."
+
+
+def create_dr_resources(stack: Stack, environments: tuple[str, ...]) -> None:
+    """What a failover acts on: the DR region's cluster, service (0 tasks) and load balancer, and
+    the Route53 records that point at the primary load balancer until a failover switches them."""
+    make_dr, make = clients(stack.endpoint, DR_REGION), clients(stack.endpoint)
+    ecs, ec2, elbv2 = make_dr("ecs"), make_dr("ec2"), make_dr("elbv2")
+    route53 = make("route53")
+    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.1.{i}.0/24", AvailabilityZone=f"{DR_REGION}{az}")["Subnet"][
+            "SubnetId"
+        ]
+        for i, az in ((1, "a"), (2, "b"))
+    ]
+    zone = route53.create_hosted_zone(Name=DNS_ZONE, CallerReference="sentinel-sandbox")["HostedZone"]["Id"]
+    for name in environments:
+        s = stack.environments[name]
+        primary = make("elbv2").describe_load_balancers(Names=[f"sentinel-{name}"])["LoadBalancers"][0]["DNSName"]
+        dr_alb = elbv2.create_load_balancer(Name=f"sentinel-{name}-dr", Subnets=subnets)["LoadBalancers"][0]
+        cluster, service = f"sentinel-{name}-dr", f"sentinel-api-{name}-dr"
+        ecs.create_cluster(clusterName=cluster)
+        definition = ecs.register_task_definition(
+            family=f"sentinel-api-{name}-dr",
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {
+                    "name": "api",
+                    "image": f"{stack.repository_uri}@{stack.images[TAGS[0]]}",
+                    "memory": 512,
+                    "essential": True,
+                    "portMappings": [{"containerPort": 8000}],
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(
+            cluster=cluster, serviceName=service, taskDefinition=definition, desiredCount=0, launchType="FARGATE"
+        )
+        record, drill = f"api-{name}.{DNS_ZONE}", f"drill.api-{name}.{DNS_ZONE}"
+        route53.change_resource_record_sets(
+            HostedZoneId=zone,
+            ChangeBatch={
+                "Changes": [
+                    {
+                        "Action": "UPSERT",
+                        "ResourceRecordSet": {
+                            "Name": record,
+                            "Type": "CNAME",
+                            "TTL": 60,
+                            "ResourceRecords": [{"Value": primary}],
+                        },
+                    }
+                ]
+            },
+        )
+        s.dr_cluster, s.dr_service, s.hosted_zone_id = cluster, service, zone.rsplit("/", 1)[-1]
+        s.record_name, s.drill_record_name = record, drill
+        s.primary_target, s.dr_target = primary, dr_alb["DNSName"]

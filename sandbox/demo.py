@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -83,6 +84,25 @@ def _secret(var_dir: Path, name: str, env_name: str, make) -> str:
     return path.read_text().strip()
 
 
+TERRAFORM_DEMO = Path(__file__).resolve().parent / "terraform_demo"
+
+
+def terraform_root(var_dir: Path) -> Path:
+    """A copy of the demo Terraform stack under var/, so its local state never lands in the repo."""
+    root = var_dir / "terraform-demo"
+    shutil.copytree(TERRAFORM_DEMO, root, dirs_exist_ok=True)
+    return root
+
+
+def seed_terraform_workspaces() -> None:
+    from infrastructure.models import Workspace
+
+    for environment in Environment.objects.filter(name__in=("staging", "production")):
+        Workspace.objects.get_or_create(
+            environment=environment, defaults={"name": environment.name, "var_file": f"env/{environment.name}.tfvars"}
+        )
+
+
 @transaction.atomic
 def seed(stack: Stack, var_dir: Path, console_url: str) -> Demo:
     password = _secret(var_dir, "demo-password.txt", "OPSCONSOLE_DEMO_PASSWORD", lambda: secrets.token_urlsafe(9))
@@ -142,13 +162,15 @@ def seed(stack: Stack, var_dir: Path, console_url: str) -> Demo:
     first = Release.objects.filter(tag=TAGS[0], digest=stack.images[TAGS[0]]).first()
     Environment.objects.filter(name__in=stack.environments).update(live_release=first, live_color="blue")
     seed_backup_policies(stack)
+    seed_dr_plans(stack, health)
+    seed_terraform_workspaces()
     return Demo(password=password, token=token)
 
 
 def seed_backup_policies(stack: Stack) -> None:
-    """An RDS snapshot policy per environment; a pg_dump policy when the console's own database is
-    PostgreSQL (the sandbox then dumps it: a real pg_dump needs a real server). No Redis policy:
-    moto does not implement ElastiCache's export of a snapshot to S3, so it could only fail here."""
+    """An RDS snapshot and a Redis snapshot policy per environment; a pg_dump policy when the
+    console's own database is PostgreSQL (the sandbox then dumps it: a real pg_dump needs a real
+    server). The Redis export to S3 is the sandbox's own (sandbox/elasticache_export.py)."""
     from django.db import connection
 
     for name, s in stack.environments.items():
@@ -158,6 +180,17 @@ def seed_backup_policies(stack: Stack) -> None:
         )
         policies = [
             ("nightly RDS snapshot", Kind.RDS_SNAPSHOT, "0 3 * * *", dict(source_identifier=s.db_instance)),
+            (
+                "hourly Redis snapshot",
+                Kind.REDIS_SNAPSHOT,
+                "15 * * * *",
+                dict(
+                    source_identifier=s.redis_cluster,
+                    bucket=stack.backup_buckets[REGION],
+                    prefix="redis/",
+                    rpo_minutes=2 * 60,
+                ),
+            ),
         ]
         if connection.vendor == "postgresql":
             db = connection.settings_dict
@@ -187,3 +220,38 @@ def seed_backup_policies(stack: Stack) -> None:
             for key, value in {**common, "kind": kind, "schedule": schedule, **fields}.items():
                 setattr(policy, key, value)
             policy.save()
+
+
+def seed_dr_plans(stack: Stack, health: str) -> None:
+    """A DR plan per environment, wired to the sandbox's DR region resources and Route53 zone.
+    The console's own /healthz stands in for the DR (and primary) endpoint's smoke test."""
+    from dr.models import DRPlan
+
+    for name, s in stack.environments.items():
+        if not s.dr_service:
+            continue
+        DRPlan.objects.update_or_create(
+            environment=Environment.objects.get(name=name),
+            defaults=dict(
+                primary_region=REGION,
+                dr_region=DR_REGION,
+                hosted_zone_id=s.hosted_zone_id,
+                record_name=s.record_name,
+                drill_record_name=s.drill_record_name,
+                primary_target=s.primary_target,
+                dr_target=s.dr_target,
+                db_source_identifier=s.db_instance,
+                dr_db_instance=f"{s.db_instance}-dr",
+                dr_ecs_cluster=s.dr_cluster,
+                dr_ecs_service=s.dr_service,
+                dr_desired_count=2,
+                dr_smoke_url=health,
+                primary_smoke_url=health,
+                rpo_minutes=24 * 60,
+                rto_minutes=15,
+                rollout_timeout_seconds=120,
+                restore_timeout_seconds=300,
+            ),
+        )
+        # The sandbox starts afresh: the primary region serves.
+        DRPlan.objects.filter(environment__name=name).update(active_site="primary")

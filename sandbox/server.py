@@ -1,4 +1,5 @@
-"""`python -m sandbox.server --port N`: a moto server on loopback with rolling ECS deployments."""
+"""`python -m sandbox.server --port N`: a moto server on loopback with rolling ECS deployments and
+ElastiCache snapshot exports to S3."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 
 from moto.server import ThreadedMotoServer
 
-from sandbox import ecs_rollouts
+from sandbox import ecs_rollouts, elasticache_export
 
 
 def main() -> None:
@@ -20,6 +21,7 @@ def main() -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the sandbox binds to loopback only")
     ecs_rollouts.install()
+    elasticache_export.install()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()

@@ -12,5 +12,15 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
+# Debian's promtool and amtool check monitoring/ (tests/monitoring). The packages' init scripts
+# may start the servers; stop those so nothing stays bound to :9090 or :9093.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then
+  echo "test.sh: installing Debian's prometheus and prometheus-alertmanager for the monitoring tests" >&2
+  apt-get install -y --no-install-recommends prometheus prometheus-alertmanager >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
+  service prometheus stop >/dev/null 2>&1 || true
+  service prometheus-alertmanager stop >/dev/null 2>&1 || true
+fi
+
 .venv/bin/ruff check .
 exec scripts/with-services.sh .venv/bin/python -m pytest "$@"

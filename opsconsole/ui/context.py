@@ -7,7 +7,7 @@ NAVIGATION = (
     ("releases", "Releases", "/releases/"),
     ("runs", "Runs", "/runs/"),
     ("backups", "Backups", "/backups/"),
-    ("dr", "DR", "/section/dr/"),
+    ("dr", "DR", "/dr/"),
     ("infrastructure", "Infrastructure", "/infrastructure/"),
     ("audit", "Audit", "/audit/"),
 )

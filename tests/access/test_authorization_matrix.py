@@ -17,6 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RoutePattern
 
 from backups.models import Backup, BackupPolicy, Kind
+from dr.models import DROperation, DRPlan, ReadinessCheck
 from opsconsole.access.models import ApiToken
 from opsconsole.audit.models import AuditEvent
 from opsconsole.runs.models import EnvironmentLock, Run, Status
@@ -28,6 +29,8 @@ pytestmark = pytest.mark.django_db
 
 SKIPPED_INCLUDES = ("admin/",)
 PUBLIC = {"login/", "healthz", "readyz"}
+# Read with METRICS_TOKEN or from METRICS_ALLOWED_IPS only (neither is set here): no session is enough.
+TOKEN_ONLY = {"metrics"}
 ARGUMENT = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
 
 # The deployer is bound to staging, where the run and the environment under test live. These
@@ -113,6 +116,19 @@ def world(users, staging, production):
     backup = Backup.objects.create(
         policy=policy, environment=staging, kind=Kind.RDS_SNAPSHOT, region="us-east-1", status="available"
     )
+    # A DR plan on staging, so the DR pages reach their permission checks rather than a 404.
+    DRPlan.objects.create(
+        environment=staging,
+        hosted_zone_id="Z1",
+        record_name="api.example.com.",
+        primary_target="primary.example.com",
+        dr_target="dr.example.com",
+        db_source_identifier="matrix-db",
+        dr_db_instance="matrix-db-dr",
+        dr_ecs_cluster="dr",
+        dr_ecs_service="api-dr",
+        dr_smoke_url="http://127.0.0.1:9/",
+    )
     return {"users": users, "run": run, "token": token, "policy": policy, "backup": backup}
 
 
@@ -141,6 +157,9 @@ def snapshot() -> dict:
         "locks": EnvironmentLock.objects.count(),
         "backup_policies": sorted(BackupPolicy.objects.values_list("pk", "schedule", "enabled")),
         "backups": sorted(Backup.objects.values_list("pk", "status")),
+        "dr_plans": sorted(DRPlan.objects.values_list("pk", "active_site")),
+        "dr_operations": DROperation.objects.count(),
+        "readiness_checks": ReadinessCheck.objects.count(),
     }
 
 
@@ -179,6 +198,8 @@ def expect_for_anonymous(method: str, route: str, response) -> None:
         assert response.status_code == 302  # the form carried dana's password: signed in
     elif route in PUBLIC:
         assert response.status_code == 200
+    elif route in TOKEN_ONLY:
+        assert response.status_code == (403 if method == "GET" else 405)
     elif route == "logout/":
         # Not a protected page: signing out is POST-only and then goes to `next`.
         assert response.status_code == (405 if method == "GET" else 302)
@@ -204,6 +225,8 @@ def test_every_url_refuses_what_the_visitor_may_not_do(world, route, visitor, me
     assert response.status_code != 500
     if visitor == "anonymous":
         expect_for_anonymous(method, route, response)
+    if route in TOKEN_ONLY:
+        assert response.status_code in (401, 403, 405) and b"opsconsole_" not in response.content
     after = snapshot()
     if acts == "must":
         assert after != before, f"the deployer's {method} {path} should have acted ({response.status_code})"

@@ -38,6 +38,7 @@ class Command(BaseCommand):
             self.stdout.write("Starting the sandbox AWS (moto server on loopback) and its demo stack...")
             children["aws"], endpoint = demo.start_aws(demo.free_port())
             os.environ.update(demo.aws_environment(endpoint))  # the children inherit it
+            os.environ["TERRAFORM_ROOT"] = str(demo.terraform_root(settings.VAR_DIR))
             try:
                 from sandbox.bootstrap import create_stack
 

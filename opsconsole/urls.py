@@ -62,7 +62,6 @@ urlpatterns = [
     path("account/tokens/", ui.tokens, name="tokens"),
     path("account/tokens/new/", ui.token_create, name="token_create"),
     path("account/tokens/<int:token_id>/revoke/", ui.token_revoke, name="token_revoke"),
-    path("section/<slug:section>/", ui.not_built, name="section"),
     path("healthz", ui.healthz, name="healthz"),
     path("readyz", ui.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),

@@ -8,7 +8,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -201,14 +201,6 @@ def token_revoke(request, token_id: int):
         record("access.token.revoked", target=f"token:{token.pk}", details={"name": token.name})
         messages.success(request, f"Token {token.name} revoked.")
     return redirect("tokens")
-
-
-@login_required
-def not_built(request, section: str):
-    titles = {"backups": "Backups", "dr": "Disaster recovery", "infrastructure": "Infrastructure"}
-    if section not in titles:
-        raise Http404
-    return render(request, "ui/not_built.html", {"title": titles[section], "section": section})
 
 
 def healthz(request):

@@ -136,7 +136,6 @@ def path_for(route: str, world) -> str:
     values = {
         "run_id": world["run"].pk,
         "token_id": world["token"].pk,
-        "section": "backups",
         "name": world["run"].environment.name,
         "policy_id": world["policy"].pk,
         "backup_id": world["backup"].pk,

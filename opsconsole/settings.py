@@ -181,6 +181,10 @@ if RUN_LOST_AFTER_SECONDS <= RUN_HEARTBEAT_SECONDS:
 
 # Deploys: how often the worker polls AWS while waiting (migrations, rollouts, bake alarms).
 DEPLOY_POLL_MS = env_int("DEPLOY_POLL_MS", 5000, minimum=10)
+# Deploy verification by Prometheus (docs/deployments.md): the server an environment's PromQL check
+# asks when the environment names no URL of its own, and how long one query may take.
+PROMETHEUS_URL = env_url("PROMETHEUS_URL", ("http", "https")) or ""
+PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 10, minimum=1)
 # ECR repositories whose tagged images "Sync from ECR" registers as releases: "region/name,...".
 OPSCONSOLE_ECR_REPOSITORIES = env_list("OPSCONSOLE_ECR_REPOSITORIES", [])
 

@@ -18,9 +18,11 @@ run: install
 test: install
 	scripts/test.sh
 
-# The pg_dump-to-S3 benchmark (docs/performance.md); needs a PostgreSQL server, ~10 minutes.
+# Every benchmark in one table (docs/performance.md); needs PostgreSQL, Redis and Chromium, ~30 minutes.
+# `make bench BENCH_ARGS="--quick"` for a smoke run, `BENCH_ARGS="--only history"` for one.
 bench: install
-	DATABASE_URL=$${DATABASE_URL:-postgres://root@127.0.0.1:5432/postgres} $(VENV)/bin/python bench/run.py
+	DATABASE_URL=$${DATABASE_URL:-postgres://root@127.0.0.1:5432/postgres} \
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

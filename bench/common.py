@@ -11,6 +11,7 @@ import os
 import platform
 import statistics
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,3 +80,93 @@ def format_table(rows: list[Row]) -> str:
         value = f"{row.value} ({row.note})" if row.note else row.value
         lines.append(f"| {row.name} | {value} | {row.goal or '-'} | {row.verdict} |")
     return "\n".join(lines)
+
+
+def parse_database_url(url: str) -> dict:
+    parts = urllib.parse.urlparse(url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "dbname": (parts.path or "/postgres").lstrip("/") or "postgres",
+        "user": urllib.parse.unquote(parts.username or "postgres"),
+        "password": urllib.parse.unquote(parts.password or ""),
+    }
+
+
+def database_url(params: dict, dbname: str) -> str:
+    auth = urllib.parse.quote(params["user"])
+    if params["password"]:
+        auth += ":" + urllib.parse.quote(params["password"])
+    return f"postgres://{auth}@{params['host']}:{params['port']}/{dbname}"
+
+
+def bench_database_name(args) -> str:
+    if args.bench_database:
+        return args.bench_database
+    base = parse_database_url(args.database_url)["dbname"]
+    return "opsconsole_bench" if base == "postgres" else f"{base}_bench"
+
+
+@dataclass
+class BenchDatabase:
+    """A fresh database for the console, made and dropped by the driver: the bench never writes
+    into a database someone uses."""
+
+    params: dict
+    name: str
+
+    @classmethod
+    def create(cls, args) -> BenchDatabase:
+        import psycopg
+        from psycopg import sql
+
+        params = parse_database_url(args.database_url)
+        name = bench_database_name(args)
+        with psycopg.connect(**params, autocommit=True) as db:
+            db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        database = cls(params, name)
+        args.bench_url = database.url
+        return database
+
+    @property
+    def url(self) -> str:
+        return database_url(self.params, self.name)
+
+    def setup_django(self, redis_url: str) -> None:
+        """Point this process (and the workers it starts, through the environment) at the bench
+        database and Redis, then migrate."""
+        os.environ["DATABASE_URL"] = self.url
+        os.environ["REDIS_URL"] = redis_url
+        os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-" + "x" * 32)
+        os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+        os.environ["OPSCONSOLE_QUEUE"] = "celery"
+        os.environ.setdefault("LOG_LEVEL", "WARNING")
+        os.environ["DJANGO_SETTINGS_MODULE"] = "opsconsole.settings"
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0)
+
+    def drop(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # Django was never set up
+            pass
+        with psycopg.connect(**self.params, autocommit=True) as db:
+            db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+
+
+def server_version() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        return cursor.fetchone()[0].split()[0]

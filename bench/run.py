@@ -1,213 +1,110 @@
-"""`make bench`: the console's pg_dump path (pg_dump -Fc streamed into an S3 multipart upload)
-against plain `pg_dump -Fc > /dev/null` on the same database, at a small and a >= 1 GB size.
+"""`make bench`: every benchmark of docs/performance.md in one run, printed as one table.
 
-For each size: (re)create the database opsconsole_bench on the server of DATABASE_URL (default
-postgres://root@127.0.0.1:5432/postgres) with one table of wide, half-compressible text rows; dump
-it with `pg_dump -Fc > /dev/null` and through backups.postgres.dump_to_s3 in a child process
-that streams to the sandbox's moto S3 server (started here on a free loopback port), alternating,
-`--rounds` times each (the best time of each counts). The child reports its own peak RSS (VmHWM:
-the uploading process, not pg_dump). The database is dropped at the end. Prints one table; the
-goals are a ratio >= 0.9 and a peak under 100 MB that stays flat as the database grows.
+Each module in MODULES exposes `run(args) -> list[Row]` (bench/common.py). The driver creates a
+fresh database for the console (`<name>_bench` on the server of DATABASE_URL, dropped at the end
+unless --keep), migrates it, points Django at it and at REDIS_URL, runs the selected modules in
+order and prints a table of name, figure, goal and whether it was met, with the machine it ran on.
+
+    .venv/bin/python bench/run.py                      # everything, full sizes (~30 minutes)
+    .venv/bin/python bench/run.py --quick              # smaller sizes: a smoke run
+    .venv/bin/python bench/run.py --only history,audit # some modules
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
-import platform
-import socket
-import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
+import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import boto3  # noqa: E402
-from psycopg import sql  # noqa: E402
+from bench.common import Row, format_table, machine  # noqa: E402
 
-from backups import postgres  # noqa: E402
+MODULES = ["history", "click_to_running", "audit", "orchestration", "live_log", "load", "backups"]
+DJANGO_MODULES = {"history", "click_to_running", "audit", "orchestration", "live_log", "load"}
 
-DATABASE = "opsconsole_bench"
-BUCKET = "opsconsole-bench"
-REGION = "us-east-1"
-ROW_BYTES = 300  # 8 md5 hex strings per row plus the tuple's overhead, roughly
-MB = 1024 * 1024
+# Sizes: (full, --quick). Each can be set on the command line.
+SIZES = {
+    "deployments": (100_000, 5_000),
+    "audit_events": (1_000_000, 50_000),
+    "requests": (200, 40),
+    "runs": (200, 40),
+    "appends": (4_000, 800),
+    "log_lines": (20_000, 2_000),
+    "backup_sizes_mb": ("256,1100", "32"),
+    "backup_rounds": (3, 1),
+}
 
 
-def connection_from_url(url: str) -> postgres.Connection:
-    parts = urllib.parse.urlparse(url)
-    return postgres.Connection(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        dbname=(parts.path or "/postgres").lstrip("/") or "postgres",
-        user=urllib.parse.unquote(parts.username or "postgres"),
-        password=urllib.parse.unquote(parts.password or ""),
+def available_modules() -> list[str]:
+    here = Path(__file__).resolve().parent
+    return [name for name in MODULES if (here / f"{name}.py").exists()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help=f"comma-separated modules (of {', '.join(available_modules())})")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not the published figures")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database at the end")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres"),
+        help="a PostgreSQL server (and a database on it to connect to); the bench creates its own database",
     )
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--bench-database", default="", help="name of the database to create (default <name>_bench)")
+    for name, (full, _) in SIZES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(full), default=None)
+    args = parser.parse_args(argv)
+    for name, (full, quick) in SIZES.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    known = available_modules()
+    args.modules = [m.strip() for m in args.only.split(",") if m.strip()] or known
+    unknown = [m for m in args.modules if m not in known]
+    if unknown:
+        parser.error(f"no such benchmark: {', '.join(unknown)} (there are: {', '.join(known)})")
+    return args
 
 
-def s3_client(endpoint: str):
-    return boto3.client(
-        "s3", region_name=REGION, endpoint_url=endpoint, aws_access_key_id="bench", aws_secret_access_key="bench"
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_sandbox() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.server", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            return process, endpoint
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit("the sandbox S3 (moto server) did not start") from None
-            time.sleep(0.2)
-
-
-def create_database(admin: postgres.Connection, target_bytes: int) -> int:
-    """opsconsole_bench with one table of about target_bytes; returns pg_database_size."""
-    postgres.drop_database(admin, DATABASE)
-    with admin.connect(dbname=admin.dbname, autocommit=True) as db:
-        db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    body = " || ".join(f"md5((g * {k})::text)" for k in range(1, 9))
-    with admin.connect(dbname=DATABASE, autocommit=True) as db:
-        db.execute(
-            sql.SQL(
-                "CREATE TABLE events AS SELECT g AS id, now() - g * interval '1 second' AS created_at, "
-                + body
-                + " AS body FROM generate_series(1, %s) g"
-            ),
-            [target_bytes // ROW_BYTES],
-        )
-        db.execute("ALTER TABLE events ADD PRIMARY KEY (id)")
-        db.execute("VACUUM ANALYZE events")
-        return db.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-
-
-def plain_pg_dump(conn: postgres.Connection) -> float:
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows: list[Row] = []
+    failed = False
     started = time.monotonic()
-    with open(os.devnull, "wb") as sink:
-        subprocess.run(
-            ["pg_dump", "--format=custom", "--no-password"],
-            stdout=sink,
-            env=conn.child_environment(DATABASE),
-            check=True,
-        )
-    return time.monotonic() - started
+    database = None
+    if DJANGO_MODULES & set(args.modules):
+        from bench.common import BenchDatabase
 
-
-def console_dump(conn: postgres.Connection, endpoint: str, key: str) -> dict:
-    """The upload in a child process, so its peak RSS is the upload's alone."""
-    child = subprocess.run(
-        [sys.executable, __file__, "--upload", "--endpoint", endpoint, "--key", key],
-        env={**os.environ, "DATABASE_URL": url_of(conn)},
-        capture_output=True,
-        text=True,
-    )
-    if child.returncode:
-        raise SystemExit(f"the upload failed:\n{child.stderr}")
-    return json.loads(child.stdout.strip().splitlines()[-1])
-
-
-def url_of(conn: postgres.Connection) -> str:
-    auth = urllib.parse.quote(conn.user) + (f":{urllib.parse.quote(conn.password)}" if conn.password else "")
-    return f"postgres://{auth}@{conn.host}:{conn.port}/{DATABASE}"
-
-
-def upload_child(endpoint: str, key: str) -> None:
-    conn = connection_from_url(os.environ["DATABASE_URL"])
-    s3 = s3_client(endpoint)
-    started = time.monotonic()
-    uploaded = postgres.dump_to_s3(conn, s3, BUCKET, key)
-    elapsed = time.monotonic() - started
-    hwm_kb = next(
-        int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:")
-    )
-    print(json.dumps({"seconds": elapsed, "size": uploaded.size, "parts": uploaded.parts, "peak_rss_kb": hwm_kb}))
-
-
-def machine() -> str:
-    mem_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
-    return f"{os.cpu_count()} cores, {mem_kb / MB:.0f} GiB, Python {platform.python_version()}"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes-mb", default="256,1100", help="database sizes to generate, MB (default 256,1100)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each dump; the best counts")
-    parser.add_argument("--upload", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
-    parser.add_argument("--key", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.upload:
-        return upload_child(args.endpoint, args.key)
-
-    admin = connection_from_url(os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres"))
-    conn = postgres.Connection(admin.host, admin.port, DATABASE, admin.user, admin.password)
-    with admin.connect(dbname=admin.dbname) as db:
-        server_version = db.execute("SHOW server_version").fetchone()[0].split()[0]
-    sandbox, endpoint = start_sandbox()
-    rows = []
+        database = BenchDatabase.create(args)
+        database.setup_django(args.redis_url)
+    load_before = os.getloadavg()
     try:
-        s3 = s3_client(endpoint)
-        s3.create_bucket(Bucket=BUCKET)
-        for size_mb in [int(s) for s in args.sizes_mb.split(",")]:
-            print(f"generating about {size_mb} MB...", file=sys.stderr, flush=True)
-            db_bytes = create_database(admin, size_mb * MB)
-            print(f"dumping {db_bytes / MB:.0f} MB...", file=sys.stderr, flush=True)
-            # Alternating rounds, best of each: the other work on a shared machine only ever
-            # slows a run down, so the fastest run of each is the fairest comparison.
-            baselines, consoles = [], []
-            for round_ in range(args.rounds):
-                baselines.append(plain_pg_dump(conn))
-                key = f"bench/{size_mb}-{round_}.dump"
-                consoles.append(console_dump(conn, endpoint, key))
-                s3.delete_object(Bucket=BUCKET, Key=key)  # moto keeps objects in memory
-            console = {
-                **min(consoles, key=lambda c: c["seconds"]),
-                "peak_rss_kb": max(c["peak_rss_kb"] for c in consoles),
-            }
-            rows.append((db_bytes, min(baselines), console))
+        for name in args.modules:
+            print(f"[bench] {name}...", file=sys.stderr, flush=True)
+            began = time.monotonic()
+            try:
+                module = importlib.import_module(f"bench.{name}")
+                rows.extend(module.run(args))
+            except Exception as exc:  # one broken benchmark must not hide the others' figures
+                failed = True
+                traceback.print_exc()
+                rows.append(Row(f"{name}: did not complete", f"{type(exc).__name__}: {exc}"[:200], met=False))
+            print(f"[bench] {name} done in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
     finally:
-        postgres.drop_database(admin, DATABASE)
-        sandbox.terminate()
-        sandbox.wait(timeout=10)
-
-    print(
-        f"{machine()}, PostgreSQL {server_version}; S3: the sandbox's moto server on loopback; "
-        f"best of {args.rounds} alternating runs"
-    )
+        if database is not None and not args.keep:
+            database.drop()
+    mode = "quick (smaller sizes)" if args.quick else "full sizes"
+    print(f"Machine: {machine()} (load average at start {' '.join(f'{x:.2f}' for x in load_before)})")
+    print(f"Mode: {mode}; wall time {time.monotonic() - started:.0f} s")
     print()
-    print("| database | dump (-Fc) | pg_dump -Fc > /dev/null | console pg_dump -> S3 | ratio | upload peak RSS |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for db_bytes, baseline, console in rows:
-        plain_rate = db_bytes / MB / baseline
-        console_rate = db_bytes / MB / console["seconds"]
-        print(
-            f"| {db_bytes / MB:,.0f} MB | {console['size'] / MB:,.0f} MB, {console['parts']} parts "
-            f"| {baseline:.1f} s, {plain_rate:.1f} MB/s | {console['seconds']:.1f} s, {console_rate:.1f} MB/s "
-            f"| {console_rate / plain_rate:.2f} | {console['peak_rss_kb'] / 1024:.0f} MB |"
-        )
+    print(format_table(rows))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

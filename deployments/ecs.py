@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
+from deployments import prometheus
 from opsconsole.aws import is_transient
 
 
@@ -230,8 +231,22 @@ def smoke_test(checks: list[dict], timeout: float = 10) -> list[str]:
     return failures
 
 
-def bake(cloudwatch, poller: Poller, alarm_names: list[str], smoke_checks: list[dict], seconds: float) -> str | None:
-    """Watch alarms for `seconds` and run the smoke tests; return the first problem, or None."""
+def bake(
+    cloudwatch,
+    poller: Poller,
+    alarm_names: list[str],
+    smoke_checks: list[dict],
+    seconds: float,
+    check: prometheus.Check | None = None,
+) -> str | None:
+    """Run the smoke tests, then watch alarms (and the Prometheus check) for `seconds`; return the
+    first problem, or None.
+
+    The Prometheus check is evaluated at every poll: a breach ends the bake at once, and so does an
+    expression Prometheus refuses. When Prometheus cannot answer (unreachable, no data), the bake
+    keeps polling, but the last evaluation, at the end of the window, must be a pass: a deploy that
+    could not be verified is not called good.
+    """
     failures = smoke_test(smoke_checks)
     if failures:
         return "smoke test failed: " + "; ".join(failures)
@@ -242,9 +257,35 @@ def bake(cloudwatch, poller: Poller, alarm_names: list[str], smoke_checks: list[
         firing = alarms_in_alarm(cloudwatch, poller, alarm_names)
         if firing:
             return "alarm in ALARM during bake: " + ", ".join(firing)
+        unverified = None
+        if check is not None:
+            problem, unverified = verify(check, poller)
+            if problem:
+                return problem
         if poller.clock() >= deadline:
+            if unverified:
+                return f"Prometheus verification failed: {unverified}; the deploy could not be verified"
             return None
         poller.wait()
+
+
+def verify(check: prometheus.Check, poller: Poller) -> tuple[str | None, str | None]:
+    """Evaluate the check once: (a problem that ends the bake, or why it could not be verified now)."""
+    try:
+        reading = prometheus.evaluate(check)
+    except prometheus.QueryError as exc:
+        return f"Prometheus verification failed: the query {check.expression!r} failed: {exc}", None
+    except prometheus.Unverifiable as exc:
+        poller.log(f"Prometheus: {exc}.")
+        return None, str(exc)
+    more = f" (worst of {reading.series} series)" if reading.series > 1 else ""
+    if reading.breached:
+        return (
+            f"Prometheus verification failed: {check.expression} = {reading.sample.describe()}{more}; "
+            f"the check {check.rule}"
+        ), None
+    poller.log(f"Prometheus: {check.expression} = {reading.sample.describe()}{more}; {check.rule}: ok.")
+    return None, None
 
 
 def set_listener_weights(elbv2, poller: Poller, listener_arn: str, weights: dict[str, int]) -> None:

@@ -12,7 +12,7 @@ import dataclasses
 
 from django.conf import settings
 
-from deployments import ecs
+from deployments import ecs, prometheus
 from deployments.ecs import Poller, StepFailed
 from deployments.models import Color, Deployment, Environment, Strategy
 from deployments.services import lock_after_rollback
@@ -42,6 +42,42 @@ class Deploy:
         self.cloudwatch = aws.client("cloudwatch", region, role)
         self.poller = Poller(log=ctx.log.info, interval=settings.DEPLOY_POLL_MS / 1000, check_cancel=ctx.check_cancel)
         self.image = self.p["release"]["image"]
+        self.check = self.prometheus_check()
+
+    def prometheus_check(self) -> prometheus.Check | None:
+        """The environment's Prometheus verification, as copied at launch (None: there is none).
+
+        A rollback is not verified by Prometheus: the expression's window still holds the errors
+        that made someone roll back, and failing it would put the bad release back.
+        """
+        p = self.p
+        if not p.get("prometheus_query") or self.ctx.run.kind == "deployments.rollback":
+            return None
+        if not p.get("prometheus_url") or p.get("prometheus_threshold") is None:
+            raise RunFailed(
+                "The environment names a Prometheus query but no Prometheus URL (set PROMETHEUS_URL or "
+                "the environment's URL) or no threshold. Nothing was changed on the service."
+            )
+        return prometheus.Check(
+            url=p["prometheus_url"],
+            expression=p["prometheus_query"],
+            threshold=float(p["prometheus_threshold"]),
+            comparison=p.get("prometheus_comparison") or prometheus.Comparison.ABOVE,
+            timeout=settings.PROMETHEUS_TIMEOUT_SECONDS,
+        )
+
+    def preflight(self) -> None:
+        """Ask Prometheus once before the service changes: a deploy it could not verify is not made."""
+        if self.check is None:
+            return
+        try:
+            prometheus.query(self.check.url, self.check.expression, self.check.timeout)
+        except (prometheus.QueryError, prometheus.Unverifiable) as exc:
+            raise StepFailed(
+                f"The Prometheus verification cannot run ({self.check.expression!r}: {exc}), so the deploy "
+                "could not be verified."
+            ) from None
+        self.ctx.log.info("Prometheus answers; the bake checks %s (%s).", self.check.expression, self.check.rule)
 
     def run(self, *, migrate: bool) -> dict:
         p, ctx = self.p, self.ctx
@@ -55,6 +91,7 @@ class Deploy:
                 self.deployment.previous_task_definition_arn = current.task_definition
                 self.deployment.save(update_fields=["previous_task_definition_arn"])
                 ctx.log.info("Current task definition (the rollback target): %s", current.task_definition)
+                self.preflight()
             with ctx.step(REGISTER):
                 new = ecs.register_revision(
                     self.ecs, self.poller, current.task_definition, p["container_name"], self.image
@@ -87,7 +124,9 @@ class Deploy:
                     raise StepFailed(f"Rollout failed: {rollout.reason}")
                 ctx.log.info("Rollout completed.")
             with ctx.step(BAKE):
-                problem = ecs.bake(self.cloudwatch, self.poller, p["alarm_names"], p["smoke_checks"], p["bake_seconds"])
+                problem = ecs.bake(
+                    self.cloudwatch, self.poller, p["alarm_names"], p["smoke_checks"], p["bake_seconds"], self.check
+                )
                 if problem:
                     raise StepFailed(problem[0].upper() + problem[1:])
                 ctx.log.info("Baked for %ss with no alarm.", p["bake_seconds"])
@@ -184,6 +223,7 @@ class Deploy:
         try:
             with ctx.step(READ):
                 current = ecs.describe_service(self.ecs, self.poller, p["ecs_cluster"], services[live])
+                self.preflight()
             with ctx.step(REGISTER):
                 new = ecs.register_revision(
                     self.ecs, self.poller, current.task_definition, p["container_name"], self.image
@@ -222,7 +262,12 @@ class Deploy:
                     )
                     ctx.log.info("%s%% of traffic to %s.", percent, idle)
                     problem = ecs.bake(
-                        self.cloudwatch, self.poller, p["alarm_names"], p["smoke_checks"], p["bake_seconds"]
+                        self.cloudwatch,
+                        self.poller,
+                        p["alarm_names"],
+                        p["smoke_checks"],
+                        p["bake_seconds"],
+                        self.check,
                     )
                     if problem:
                         raise StepFailed(problem[0].upper() + problem[1:])

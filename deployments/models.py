@@ -3,8 +3,10 @@ rollback run's record) and approvals."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,6 +26,11 @@ class Tier(models.TextChoices):
 class Strategy(models.TextChoices):
     ROLLING = "rolling", "Rolling (ECS circuit breaker)"
     BLUE_GREEN = "blue_green", "Blue/green (weighted target groups)"
+
+
+class Comparison(models.TextChoices):
+    ABOVE = "above", "Roll back when the value is above the threshold"
+    BELOW = "below", "Roll back when the value is below the threshold"
 
 
 class Color(models.TextChoices):
@@ -87,6 +94,17 @@ class Environment(models.Model):
     )
     alarm_names = models.JSONField(default=list, blank=True, validators=[validate_string_list])
     bake_seconds = models.PositiveIntegerField(default=300)
+    # Verification by Prometheus: evaluated with the alarms during the bake (docs/deployments.md).
+    prometheus_url = models.CharField(
+        max_length=300, blank=True, help_text="e.g. http://prometheus:9090; empty: the PROMETHEUS_URL setting."
+    )
+    prometheus_query = models.TextField(
+        blank=True,
+        help_text='PromQL with one value per series, e.g. sum(rate(http_requests_total{status=~"5.."}[5m])) '
+        "/ sum(rate(http_requests_total[5m])). Empty: no Prometheus verification.",
+    )
+    prometheus_threshold = models.FloatField(null=True, blank=True, help_text="e.g. 0.05 for a 5% error ratio.")
+    prometheus_comparison = models.CharField(max_length=10, choices=Comparison.choices, default=Comparison.ABOVE)
     rollout_timeout_seconds = models.PositiveIntegerField(default=1800)
     migration_timeout_seconds = models.PositiveIntegerField(default=900)
 
@@ -115,6 +133,7 @@ class Environment(models.Model):
         return self.name
 
     def clean(self) -> None:
+        self.clean_prometheus()
         if self.strategy == Strategy.BLUE_GREEN:
             missing = [
                 name
@@ -124,6 +143,34 @@ class Environment(models.Model):
             if missing:
                 raise ValidationError(f"Blue/green needs {', '.join(missing)}.")
             validate_traffic_steps(self.traffic_steps)
+
+    def clean_prometheus(self) -> None:
+        """The shape of the Prometheus check (the admin form also asks the server's parser)."""
+        errors = {}
+        self.prometheus_url = self.prometheus_url.strip()
+        self.prometheus_query = self.prometheus_query.strip()
+        if self.prometheus_url:
+            parsed = urlsplit(self.prometheus_url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                errors["prometheus_url"] = "Give the Prometheus server's http(s) URL, e.g. http://prometheus:9090."
+            elif parsed.username or parsed.password:
+                errors["prometheus_url"] = "Put no credentials in the URL: they would be copied into every run."
+        if self.prometheus_query:
+            if self.prometheus_threshold is None:
+                errors["prometheus_threshold"] = "Give the threshold at which a deploy is rolled back."
+            if not self.prometheus_url and not settings.PROMETHEUS_URL:
+                errors["prometheus_url"] = "Give the Prometheus URL (the PROMETHEUS_URL setting is not set)."
+        elif self.prometheus_threshold is not None:
+            errors["prometheus_query"] = "Give the PromQL expression the threshold applies to, or clear the threshold."
+        if self.prometheus_threshold is not None and not math.isfinite(self.prometheus_threshold):
+            errors["prometheus_threshold"] = "The threshold must be a finite number."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def prometheus_endpoint(self) -> str:
+        """The Prometheus server the check asks: the environment's own, else the setting."""
+        return self.prometheus_url or settings.PROMETHEUS_URL
 
     @property
     def is_production(self) -> bool:

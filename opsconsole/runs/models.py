@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from opsconsole.runs.signals import run_status_changed
+
 
 class Status(models.TextChoices):
     AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
@@ -111,9 +113,14 @@ class Run(models.Model):
             setattr(self, name, value)
         if to in TERMINAL:
             EnvironmentLock.objects.filter(run_id=self.pk).delete()
+        transaction.on_commit(lambda: _status_changed(self, current, to))
 
     def events_after(self, seq: int, limit: int = 1000):
         return self.events.filter(seq__gt=seq).order_by("seq")[:limit]
+
+
+def _status_changed(run: Run, previous: str, status: str) -> None:
+    run_status_changed.send_robust(sender=Run, run=run, previous=previous, status=status)
 
 
 class Level(models.TextChoices):

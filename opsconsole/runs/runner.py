@@ -23,6 +23,7 @@ from opsconsole.audit.models import Outcome
 from opsconsole.runs.context import Canceled, EventWriter, RunContext, RunFailed, append_event, capture
 from opsconsole.runs.models import EXECUTING, EnvironmentLock, IllegalTransition, Level, LockHeld, Run, Status
 from opsconsole.runs.registry import get_kind
+from opsconsole.runs.signals import run_status_changed
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def execute(run_id: int) -> str:
     run.refresh_from_db()
     writer = EventWriter(run)
     writer.write(f"Started on {run.worker}.", data={"worker": run.worker})
+    run_status_changed.send_robust(sender=Run, run=run, previous=Status.QUEUED, status=Status.RUNNING)
     with _heartbeat(run.pk), capture(writer):
         _run_job(run, kind, writer)
     dispatch_next_waiting(run.environment_id)

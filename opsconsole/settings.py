@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "infrastructure",
     "backups",
     "dr",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -205,6 +206,23 @@ for _entry in METRICS_ALLOWED_IPS:
         raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_entry!r} is not an address or network") from None
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_TOKEN: must be at least 16 characters long")
+
+# --- Notifications (docs/monitoring.md) -------------------------------------------------------
+# The console's address, for the links in notifications ("https://console.example.com").
+OPSCONSOLE_BASE_URL = (env_url("OPSCONSOLE_BASE_URL", ("http", "https")) or "").rstrip("/")
+# Email channels send through Django's mail backend: SMTP unless EMAIL_BACKEND says otherwise.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if SANDBOX else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "opsconsole@localhost")
 
 # --- Security -------------------------------------------------------------------------------
 SECURE_COOKIES = env_bool("SECURE_COOKIES", not (SANDBOX or DEBUG))

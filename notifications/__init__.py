@@ -1,0 +1,1 @@
+"""Notifications: per-environment Slack, PagerDuty and email channels, delivered by the worker."""

@@ -17,7 +17,7 @@ from opsconsole.runs.api import enforce_csrf_for_session, run_json
 from opsconsole.runs.services import NotPermitted
 from opsconsole.ui.pagination import keyset_page, parse_int
 
-CONFLICT_CODES = {"locked", "busy", "frozen", "already_live", "not_a_good_release", "not_configured"}
+CONFLICT_CODES = {"locked", "busy", "frozen", "already_live", "not_a_good_release", "not_configured", "failed_over"}
 
 
 def release_json(release: Release) -> dict:

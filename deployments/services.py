@@ -4,39 +4,32 @@ otherwise changes state, audits and enqueues in one transaction."""
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
+from collections.abc import Callable
 
+from django.db import IntegrityError, transaction
+
+from deployments.approvals import Refused, expire_if_due, vote
 from deployments.models import (
     DIGEST_PATTERN,
     TAG_PATTERN,
-    Approval,
-    Decision,
     Deployment,
     DeploymentKind,
     Environment,
     Release,
     Strategy,
-    approval_deadline,
 )
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed
 from opsconsole.audit.log import record
-from opsconsole.audit.models import Outcome
-from opsconsole.runs.context import append_event
-from opsconsole.runs.dispatch import QueueUnavailable, check_queue, dispatch_safely
-from opsconsole.runs.models import ACTIVE, EnvironmentLock, IllegalTransition, Level, LockHeld, Run, Status
-from opsconsole.runs.services import LaunchRefused, NotPermitted, launch, principal_name
+from opsconsole.runs.models import ACTIVE, EnvironmentLock, LockHeld, Run, Status
+from opsconsole.runs.services import NotPermitted, launch, principal_name
 
 DEPLOY_KINDS = ("deployments.deploy", "deployments.rollback")
 
 
-class Refused(LaunchRefused):
-    """A deployment request was refused; `code` is a stable machine-readable reason."""
-
-    def __init__(self, message: str, code: str = "refused"):
-        super().__init__(message)
-        self.code = code
+# Apps above this one that can forbid changing an environment register a check here (dr: the
+# environment is failed over to its DR region). Each raises Refused, or returns to allow.
+CHANGE_BLOCKERS: list[Callable[[Environment], None]] = []
 
 
 def _user(principal):
@@ -106,6 +99,8 @@ def _check_can_change(environment: Environment, principal, action: str, override
         raise NotPermitted(f"You do not have permission to deploy to {environment}.")
     if not environment.is_deployable:
         raise Refused(f"{environment} has no ECS cluster, service and container configured.", "not_configured")
+    for blocker in CHANGE_BLOCKERS:
+        blocker(environment)
     lock = EnvironmentLock.objects.filter(environment=environment).first()
     if lock is not None:
         raise Refused(f"{environment} is locked by {lock.describe()}. Unlock it first.", "locked")
@@ -222,71 +217,26 @@ def _launch_deployment(
 
 
 def decide(run: Run, principal, decision: str, comment: str = "") -> Run:
-    """Approve or reject a run awaiting approval."""
+    """Approve or reject a run awaiting approval; it is queued once enough people approved."""
     environment = run.environment
-    if run.status != Status.AWAITING_APPROVAL:
-        raise Refused(
-            f"Run #{run.pk} is not awaiting approval (it is {run.get_status_display().lower()}).", "not_awaiting"
-        )
-    if _user(principal) is None or not allowed(principal, Action.APPROVE, environment):
-        raise NotPermitted(f"You may not approve deploys to {environment}.")
-    if run.requested_by_id == principal.pk:
-        raise Refused("You cannot approve your own request; ask another approver.", "self_approval")
-    if decision not in Decision.values:
-        raise Refused("decision must be approve or reject.", "invalid")
-    if expire_if_due(run):
-        raise Refused(f"The approval window for run #{run.pk} has passed; it was canceled.", "expired")
-    comment = comment.strip()[:500]
-    if decision == Decision.REJECT and not comment:
-        raise Refused("Say why you reject it in the comment.", "comment_required")
-    with transaction.atomic():
-        try:
-            Approval.objects.create(run=run, user=principal, decision=decision, comment=comment)
-        except IntegrityError:
-            raise Refused("You have already voted on this run.", "already_voted") from None
-        record(
-            f"{run.kind}.{'approved' if decision == Decision.APPROVE else 'rejected'}",
-            actor=principal,
-            target=f"run:{run.pk}",
-            environment=environment.name,
-            details={"run": run.pk, "comment": comment},
-        )
-        append_event(
-            run,
-            f"{decision.capitalize()}d by {principal.get_username()}" + (f": {comment}" if comment else "."),
-            Level.INFO,
-        )
-        if decision == Decision.REJECT:
-            run.transition(Status.CANCELED, error=f"Rejected by {principal.get_username()}: {comment}")
-            return run
-        approvals = run.approvals.filter(decision=Decision.APPROVE).count()
-        if approvals >= environment.required_approvals:
-            try:
-                check_queue()
-            except QueueUnavailable as exc:
-                raise Refused(str(exc), "queue_unavailable") from None
-            run.transition(Status.QUEUED)
-            append_event(run, f"Approved ({approvals} of {environment.required_approvals}); queued.")
-            transaction.on_commit(lambda: dispatch_safely(run.pk))
-    return run
 
+    def enough(run: Run) -> str | None:
+        approvals = run.approvals.filter(decision="approve").count()
+        if approvals < environment.required_approvals:
+            return None
+        return f"Approved ({approvals} of {environment.required_approvals}); queued."
 
-def expire_if_due(run: Run) -> bool:
-    if run.status != Status.AWAITING_APPROVAL or timezone.now() < approval_deadline(run):
-        return False
-    try:
-        run.transition(Status.CANCELED, error="Approval expired.")
-    except IllegalTransition:
-        return False
-    append_event(run, "Canceled: nobody approved it in time.", Level.WARNING)
-    record(
-        f"{run.kind}.expired",
-        target=f"run:{run.pk}",
-        environment=run.environment.name,
-        details={"run": run.pk},
-        outcome=Outcome.FAILURE,
+    return vote(
+        run,
+        principal,
+        decision,
+        comment,
+        person=_user(principal),
+        action=Action.APPROVE,
+        not_permitted=f"You may not approve deploys to {environment}.",
+        self_approval="You cannot approve your own request; ask another approver.",
+        approved=enough,
     )
-    return True
 
 
 def expire_approvals() -> int:

@@ -2,40 +2,56 @@
 
 request(): DR permission -> typed environment name -> reason -> cooldown and state -> atomic(run
 awaiting approval, operation record, audit). decide(): a different DR operator or admin, within the
-plan's approval window; the approval time starts the RTO clock. Every refusal changes nothing.
+plan's approval window (the shared rules of deployments.approvals.vote); the approval time starts
+the RTO clock. Every refusal changes nothing.
+
+A principal is a signed-in user or an API token. The person behind a token is its owner (the
+admin who created it): a token needs the `dr` scope, its owner must still be an active DR operator
+or admin there, and the owner counts as the requester for the two-person rule, so one person's two
+tokens can never approve each other's requests.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from deployments.models import Approval, Decision
-from deployments.services import expire_if_due
+from deployments.approvals import Refused, expire_if_due, vote
 from dr.guard import guarded_launch
 from dr.models import RUN_KINDS, DROperation, DRPlan, Operation, Site
-from opsconsole.access.models import Action
+from opsconsole.access.models import Action, ApiToken
 from opsconsole.access.permissions import allowed
 from opsconsole.audit.log import record
 from opsconsole.runs.context import append_event
-from opsconsole.runs.dispatch import QueueUnavailable, check_queue, dispatch_safely
-from opsconsole.runs.models import ACTIVE, Level, Run, Status
-from opsconsole.runs.services import LaunchRefused, NotPermitted, launch, principal_name
+from opsconsole.runs.dispatch import QueueUnavailable, check_queue
+from opsconsole.runs.models import ACTIVE, EnvironmentLock, Level, Run, Status
+from opsconsole.runs.registry import UnknownRunKind, get_kind
+from opsconsole.runs.services import NotPermitted, launch, principal_name
 
 DR_KINDS = tuple(RUN_KINDS.values())
 RESUMABLE = (Status.FAILED, Status.ERRORED, Status.CANCELED)
 
-
-class Refused(LaunchRefused):
-    def __init__(self, message: str, code: str = "refused"):
-        super().__init__(message)
-        self.code = code
+__all__ = ["Refused", "request", "decide", "resume", "person_of"]
 
 
 def _user(principal):
     return principal if getattr(principal, "is_authenticated", False) else None
+
+
+def person_of(principal):
+    """The human behind a principal: the signed-in user, or the active owner of an API token."""
+    if isinstance(principal, ApiToken):
+        owner = principal.created_by
+        return owner if owner is not None and owner.is_active and principal.is_active else None
+    return _user(principal)
+
+
+def may_dr(principal, environment) -> bool:
+    """The principal holds `dr` here, and so does the person behind it (a token's owner)."""
+    person = person_of(principal)
+    return person is not None and allowed(principal, Action.DR, environment) and allowed(person, Action.DR, environment)
 
 
 def active_operation(plan: DRPlan) -> DROperation | None:
@@ -60,8 +76,11 @@ def request(plan: DRPlan, principal, operation: str, *, reason: str, typed_name:
     environment = plan.environment
     if operation not in RUN_KINDS:
         raise Refused("Choose failover, drill or failback.", "invalid")
-    if _user(principal) is None or not allowed(principal, Action.DR, environment):
-        raise NotPermitted(f"Only DR operators may request a {operation} of {environment}.")
+    if not may_dr(principal, environment):
+        raise NotPermitted(
+            f"Only DR operators may request a {operation} of {environment} "
+            "(a token needs the dr scope and an owner who is a DR operator or admin there)."
+        )
     if typed_name.strip() != environment.name:
         raise Refused(f"Type the environment's name, {environment.name}, exactly to confirm.", "name_mismatch")
     reason = reason.strip()
@@ -100,6 +119,8 @@ def _launch(plan: DRPlan, principal, operation: str, reason: str, resumes: DROpe
         "release": {"id": live.pk, "tag": live.tag, "image": live.image} if live else None,
         "resumes_run": resumes.run_id if resumes else None,
     }
+    if isinstance(principal, ApiToken):
+        params["token_owner"] = principal.created_by.get_username()
     with transaction.atomic(), guarded_launch():
         run = launch(
             RUN_KINDS[operation],
@@ -109,6 +130,11 @@ def _launch(plan: DRPlan, principal, operation: str, reason: str, resumes: DROpe
             awaiting_approval=resumes is None,
             check_permission=False,
         )
+        person = person_of(principal)
+        if run.requested_by_id is None and person is not None:
+            # A token's owner is the requester for the two-person rule.
+            Run.objects.filter(pk=run.pk).update(requested_by=person)
+            run.requested_by = person
         DROperation.objects.create(
             plan=plan,
             run=run,
@@ -125,54 +151,102 @@ def _launch(plan: DRPlan, principal, operation: str, reason: str, resumes: DROpe
 
 
 def decide(run: Run, principal, decision: str, comment: str = "") -> Run:
-    """Approve or reject a DR run: by another DR operator or an admin, within the window."""
-    environment = run.environment
+    """Approve or reject a DR run: by another DR operator or an admin, within the window. One
+    approval queues it; its time starts the RTO clock."""
     if run.kind not in DR_KINDS:
         raise Refused(f"Run #{run.pk} is not a DR run.", "invalid")
-    if run.status != Status.AWAITING_APPROVAL:
-        raise Refused(
-            f"Run #{run.pk} is not awaiting approval (it is {run.get_status_display().lower()}).", "not_awaiting"
-        )
-    if _user(principal) is None or not allowed(principal, Action.DR, environment):
-        raise NotPermitted(f"Only another DR operator or an admin may approve this in {environment}.")
-    if run.requested_by_id == principal.pk:
-        raise Refused("You cannot approve your own request; a second DR operator or admin must.", "self_approval")
-    if decision not in Decision.values:
-        raise Refused("decision must be approve or reject.", "invalid")
-    if expire_if_due(run):
-        raise Refused(f"The approval window for run #{run.pk} has passed; it was canceled.", "expired")
-    comment = comment.strip()[:500]
-    if decision == Decision.REJECT and not comment:
-        raise Refused("Say why you reject it in the comment.", "comment_required")
-    with transaction.atomic():
-        try:
-            Approval.objects.create(run=run, user=principal, decision=decision, comment=comment)
-        except IntegrityError:
-            raise Refused("You have already voted on this run.", "already_voted") from None
-        operation = run.kind.split(".", 1)[1]
-        record(
-            f"dr.{operation}.{'approved' if decision == Decision.APPROVE else 'rejected'}",
-            actor=principal,
-            target=f"run:{run.pk}",
-            environment=environment.name,
-            details={"run": run.pk, "comment": comment},
-        )
-        append_event(
-            run, f"{decision.capitalize()}d by {principal.get_username()}" + (f": {comment}" if comment else ".")
-        )
-        if decision == Decision.REJECT:
-            run.transition(Status.CANCELED, error=f"Rejected by {principal.get_username()}: {comment}")
-            return run
-        try:
-            check_queue()
-        except QueueUnavailable as exc:
-            raise Refused(str(exc), "queue_unavailable") from None
+    environment = run.environment
+
+    def approved(run: Run) -> str:
         now = timezone.now()
         DROperation.objects.filter(run=run).update(approved_at=now)
-        run.transition(Status.QUEUED)
-        append_event(run, f"Approved by a second person at {now:%H:%M:%S} UTC; the RTO clock starts now. Queued.")
-        transaction.on_commit(lambda: dispatch_safely(run.pk))
-    return run
+        waiting = lock_wait_note(run)
+        if waiting:
+            append_event(run, waiting, Level.WARNING, data={"waiting_for": "environment_lock"})
+        return f"Approved by a second person at {now:%H:%M:%S} UTC; the RTO clock starts now. Queued."
+
+    return vote(
+        run,
+        principal,
+        decision,
+        comment,
+        person=person_of(principal),
+        action=Action.DR,
+        not_permitted=f"Only another DR operator or an admin may approve this in {environment}.",
+        self_approval="You cannot approve your own request; a second DR operator or admin must.",
+        approved=approved,
+    )
+
+
+def lock_wait_note(run: Run) -> str:
+    """What an approved DR run will wait for before it starts, or "" when nothing holds it back.
+
+    A failover or failback takes the environment's lock like any change, so it starts only when
+    the run holding the lock ends (or a person unlocks it), after the runs queued before it.
+    """
+    try:
+        if not get_kind(run.kind).locks_environment:
+            return ""
+    except UnknownRunKind:
+        return ""
+    environment = run.environment
+    operation = run.kind.split(".", 1)[1]
+    lock = EnvironmentLock.objects.filter(environment=environment).select_related("run").first()
+    ahead = list(
+        Run.objects.filter(environment=environment, status=Status.QUEUED, pk__lt=run.pk)
+        .exclude(pk=getattr(lock, "run_id", None))
+        .order_by("id")
+        .values_list("id", flat=True)[:5]
+    )
+    parts = []
+    if lock is not None and lock.run_id:
+        holder = lock.run
+        try:
+            label = get_kind(holder.kind).label
+        except UnknownRunKind:
+            label = holder.kind
+        parts.append(
+            f"{environment} is locked by run #{holder.pk} ({label}, {holder.get_status_display().lower()} since "
+            f"{lock.acquired_at:%H:%M:%S} UTC, requested by {holder.requested_by_name or 'the system'}): "
+            f"this {operation} waits until it ends. Cancel run #{holder.pk} to start sooner."
+        )
+    elif lock is not None:
+        parts.append(
+            f"{environment} is locked by hand by {lock.describe()} since {lock.acquired_at:%H:%M:%S} UTC: this "
+            f"{operation} waits until someone unlocks it on the environment's page."
+        )
+    if ahead:
+        parts.append(f"Queued before it: {', '.join(f'run #{pk}' for pk in ahead)}.")
+    return " ".join(parts)
+
+
+def refuse_changes_while_failed_over(environment) -> None:
+    """A deploy or rollback targets the primary region's service: refuse it while a failover
+    is in flight or the DR region serves (deployments.services.CHANGE_BLOCKERS)."""
+    plan = DRPlan.objects.filter(environment=environment).first()
+    if plan is None:
+        return
+    running = (
+        plan.operations.filter(operation=Operation.FAILOVER, run__status__in=(Status.QUEUED, Status.RUNNING))
+        .order_by("-id")
+        .first()
+    )
+    if running is not None:
+        raise Refused(
+            f"{environment} is failing over to {plan.dr_region} (DR failover run #{running.run_id}, "
+            f"{running.run.get_status_display().lower()}); deploys are refused until it has failed back.",
+            "failed_over",
+        )
+    if plan.active_site == Site.DR:
+        failover = (
+            plan.operations.filter(operation=Operation.FAILOVER, dns_switched_at__isnull=False).order_by("-id").first()
+        )
+        by = f" by DR failover run #{failover.run_id}" if failover else ""
+        raise Refused(
+            f"{environment} is failed over to {plan.dr_region}{by}; deploys are refused until a failback "
+            f"returns it to {plan.primary_region}.",
+            "failed_over",
+        )
 
 
 def resume(operation: DROperation, principal) -> Run:

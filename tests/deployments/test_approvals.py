@@ -40,7 +40,7 @@ def dispatched(settings):
     settings.OPSCONSOLE_QUEUE = "celery"
     with (
         mock.patch("opsconsole.runs.services.check_queue"),
-        mock.patch("deployments.services.check_queue"),
+        mock.patch("deployments.approvals.check_queue"),
         mock.patch("opsconsole.runs.dispatch.dispatch") as dispatch,
     ):
         yield dispatch

@@ -56,7 +56,11 @@ def test_a_request_and_an_approval_through_the_pages(users, plan):  # noqa: F811
     assert "Awaiting a second person" in page and "INC-9 region down" in page
 
     dave = make_user("dave", "dr_operator", plan.environment)
-    with mock.patch("dr.services.check_queue"), mock.patch("dr.services.dispatch_safely"):
+    with (
+        mock.patch("dr.services.check_queue"),
+        mock.patch("deployments.approvals.check_queue"),
+        mock.patch("deployments.approvals.dispatch_safely"),
+    ):
         client_for(dave).post(f"/dr/staging/runs/{run.pk}/decide/", {"decision": "approve", "comment": "ok"})
     run.refresh_from_db()
     assert run.status == Status.QUEUED

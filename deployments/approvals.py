@@ -1,0 +1,117 @@
+"""Votes on runs awaiting approval: the rules every approval shares (deploys, rollbacks, Terraform
+applies, DR failovers, drills and failbacks).
+
+vote(): the run still awaits approval -> the voter holds the action -> not the requester -> a known
+decision -> the window has not passed -> a reject says why -> atomic(one vote per person, audit,
+event, and on approval the caller's rule decides whether the run is queued). A refusal changes
+nothing. The callers keep only what differs: which action votes, the messages, and when enough
+people approved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from deployments.models import Approval, Decision, approval_deadline
+from opsconsole.access.permissions import allowed
+from opsconsole.audit.log import record
+from opsconsole.audit.models import Outcome
+from opsconsole.runs.context import append_event
+from opsconsole.runs.dispatch import QueueUnavailable, check_queue, dispatch_safely
+from opsconsole.runs.models import IllegalTransition, Level, Run, Status
+from opsconsole.runs.services import LaunchRefused, NotPermitted, principal_name
+
+
+class Refused(LaunchRefused):
+    """A request or a vote was refused; `code` is a stable machine-readable reason."""
+
+    def __init__(self, message: str, code: str = "refused"):
+        super().__init__(message)
+        self.code = code
+
+
+def vote(
+    run: Run,
+    principal,
+    decision: str,
+    comment: str = "",
+    *,
+    person,
+    action: str,
+    not_permitted: str,
+    self_approval: str,
+    approved: Callable[[Run], str | None],
+) -> Run:
+    """Record `person`'s vote on `run`, cast through `principal` (the person, or a token they own).
+
+    `approved(run)` runs inside the transaction after an approving vote: it returns the event
+    text to queue the run with, or None while more votes are needed.
+    """
+    environment = run.environment
+    if run.status != Status.AWAITING_APPROVAL:
+        raise Refused(
+            f"Run #{run.pk} is not awaiting approval (it is {run.get_status_display().lower()}).", "not_awaiting"
+        )
+    if person is None or not allowed(principal, action, environment) or not allowed(person, action, environment):
+        raise NotPermitted(not_permitted)
+    if run.requested_by_id == person.pk:
+        raise Refused(self_approval, "self_approval")
+    if decision not in Decision.values:
+        raise Refused("decision must be approve or reject.", "invalid")
+    if expire_if_due(run):
+        raise Refused(f"The approval window for run #{run.pk} has passed; it was canceled.", "expired")
+    comment = comment.strip()[:500]
+    if decision == Decision.REJECT and not comment:
+        raise Refused("Say why you reject it in the comment.", "comment_required")
+    voter = principal_name(principal)
+    if voter != person.get_username():
+        voter = f"{voter} (owned by {person.get_username()})"
+    with transaction.atomic():
+        try:
+            Approval.objects.create(run=run, user=person, decision=decision, comment=comment)
+        except IntegrityError:
+            raise Refused("You have already voted on this run.", "already_voted") from None
+        record(
+            f"{run.kind}.{'approved' if decision == Decision.APPROVE else 'rejected'}",
+            actor=person,
+            actor_name=principal_name(principal),
+            target=f"run:{run.pk}",
+            environment=environment.name,
+            details={"run": run.pk, "comment": comment},
+        )
+        append_event(run, f"{decision.capitalize()}d by {voter}" + (f": {comment}" if comment else "."), Level.INFO)
+        if decision == Decision.REJECT:
+            run.transition(Status.CANCELED, error=f"Rejected by {voter}: {comment}")
+            return run
+        queued = approved(run)
+        if queued is not None:
+            try:
+                check_queue()
+            except QueueUnavailable as exc:
+                raise Refused(str(exc), "queue_unavailable") from None
+            run.transition(Status.QUEUED)
+            append_event(run, queued)
+            transaction.on_commit(lambda: dispatch_safely(run.pk))
+    return run
+
+
+def expire_if_due(run: Run) -> bool:
+    """Cancel a run nobody approved within its window; True if it was canceled now."""
+    if run.status != Status.AWAITING_APPROVAL or timezone.now() < approval_deadline(run):
+        return False
+    try:
+        run.transition(Status.CANCELED, error="Approval expired.")
+    except IllegalTransition:
+        return False
+    append_event(run, "Canceled: nobody approved it in time.", Level.WARNING)
+    record(
+        f"{run.kind}.expired",
+        target=f"run:{run.pk}",
+        environment=run.environment.name,
+        details={"run": run.pk},
+        outcome=Outcome.FAILURE,
+    )
+    return True

@@ -13,6 +13,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from opsconsole.runs.models import Level, Run, RunEvent
+from opsconsole.runs.reconnect import is_connection_error, recover_connection
 
 JOB_LOGGER = "opsconsole.jobs"
 LEVELS = {
@@ -40,6 +41,7 @@ class EventWriter:
         self.run_id = run.pk
         self.seq = RunEvent.objects.filter(run_id=run.pk).aggregate(m=Max("seq"))["m"] or 0
         self.secrets: set[str] = set()
+        self.lost = 0  # log lines that could not be written (the database was unreachable)
         self._lock = threading.Lock()
 
     def redact(self, text: str) -> str:
@@ -50,17 +52,28 @@ class EventWriter:
     def write(self, message: str, level: str = Level.INFO, data: dict | None = None) -> RunEvent:
         message = self.redact(message)
         with self._lock:
-            for _ in range(5):
-                self.seq += 1
-                try:
-                    with transaction.atomic():
-                        return RunEvent.objects.create(
-                            run_id=self.run_id, seq=self.seq, level=level, message=message, data=data or {}
-                        )
-                except IntegrityError:
-                    # Someone else (a cancel request, the reaper) appended meanwhile: catch up.
-                    self.seq = RunEvent.objects.filter(run_id=self.run_id).aggregate(m=Max("seq"))["m"] or 0
-            raise RuntimeError(f"could not append an event to run #{self.run_id}")
+            if self.lost:
+                # Say so where the gap is, so that a reader knows the log is not whole.
+                self._append(
+                    f"{self.lost} log line(s) could not be recorded: the database was unreachable.",
+                    Level.WARNING,
+                    {"lost_lines": self.lost},
+                )
+                self.lost = 0
+            return self._append(message, level, data)
+
+    def _append(self, message: str, level: str, data: dict | None) -> RunEvent:
+        for _ in range(5):
+            self.seq += 1
+            try:
+                with transaction.atomic():
+                    return RunEvent.objects.create(
+                        run_id=self.run_id, seq=self.seq, level=level, message=message, data=data or {}
+                    )
+            except IntegrityError:
+                # Someone else (a cancel request, the reaper) appended meanwhile: catch up.
+                self.seq = RunEvent.objects.filter(run_id=self.run_id).aggregate(m=Max("seq"))["m"] or 0
+        raise RuntimeError(f"could not append an event to run #{self.run_id}")
 
 
 def append_event(run: Run, message: str, level: str = Level.INFO, data: dict | None = None) -> RunEvent:
@@ -78,8 +91,12 @@ class RunEventHandler(logging.Handler):
         try:
             data = getattr(record, "data", None)
             writer.write(record.getMessage(), LEVELS.get(record.levelno, Level.INFO), data)
-        except Exception:  # a log line must never take the job down
-            self.handleError(record)
+        except Exception as exc:  # a log line must never take the job down
+            if is_connection_error(exc):
+                writer.lost += 1  # noted in the log once the database is back
+                recover_connection()
+            else:
+                self.handleError(record)
 
 
 _handler = RunEventHandler()

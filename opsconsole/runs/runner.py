@@ -15,17 +15,22 @@ import traceback
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from opsconsole.audit.log import record
 from opsconsole.audit.models import Outcome
 from opsconsole.runs.context import Canceled, EventWriter, RunContext, RunFailed, append_event, capture
 from opsconsole.runs.models import EXECUTING, EnvironmentLock, IllegalTransition, Level, LockHeld, Run, Status
+from opsconsole.runs.reconnect import is_connection_error, recover_connection, wait_for_database
 from opsconsole.runs.registry import get_kind
 from opsconsole.runs.signals import run_status_changed
 
 logger = logging.getLogger(__name__)
+
+# How long a worker whose job lost the database waits for it to come back to record the outcome.
+# Past that, the run stays running without heartbeats and the reaper ends it once the database is back.
+DATABASE_WAIT_SECONDS = 120
 
 
 def worker_name() -> str:
@@ -77,11 +82,34 @@ def _run_job(run: Run, kind, writer: EventWriter) -> None:
     except RunFailed as failure:
         _finish(run, writer, Status.FAILED, str(failure), Level.ERROR, error=str(failure))
     except Exception as exc:
-        writer.write(writer.redact(traceback.format_exc()), Level.ERROR)
         message = f"{type(exc).__name__}: {exc}"
-        _finish(run, writer, Status.ERRORED, f"Errored: {message}", Level.ERROR, error=writer.redact(message))
+        if is_connection_error(exc):
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            message = f"the database connection was lost ({type(exc).__name__}: {first_line})"
+        tb = writer.redact(traceback.format_exc())
+        _with_database(lambda: writer.write(tb, Level.ERROR))
+        _with_database(
+            lambda: _finish(
+                run, writer, Status.ERRORED, f"Errored: {message}", Level.ERROR, error=writer.redact(message)
+            )
+        )
     else:
-        _finish(run, writer, Status.SUCCEEDED, "Succeeded.", Level.INFO, result=result)
+        _with_database(lambda: _finish(run, writer, Status.SUCCEEDED, "Succeeded.", Level.INFO, result=result))
+
+
+def _with_database(write) -> None:
+    """Record something at the end of a run; if the database went away (a restart, a failover),
+    wait for it to come back and try once more. Nothing half-written survives a failed attempt:
+    each attempt is its own transaction."""
+    try:
+        write()
+    except DatabaseError as exc:
+        if not is_connection_error(exc):
+            raise
+        logger.warning("the database went away while recording a run's end; waiting for it: %s", exc)
+        if not wait_for_database(DATABASE_WAIT_SECONDS):
+            raise
+        write()
 
 
 def _finish(run: Run, writer: EventWriter, status: str, message: str, level: str, **fields) -> None:
@@ -148,7 +176,15 @@ def _heartbeat(run_id: int):
     def beat() -> None:
         try:
             while not stop.wait(settings.RUN_HEARTBEAT_SECONDS):
-                Run.objects.filter(pk=run_id, status__in=EXECUTING).update(heartbeat_at=timezone.now())
+                try:
+                    Run.objects.filter(pk=run_id, status__in=EXECUTING).update(heartbeat_at=timezone.now())
+                except DatabaseError as exc:
+                    # A restart of the database must not stop the heartbeats for good: the reaper
+                    # would then end a run that is still going. Skip this beat, reconnect next time.
+                    if not is_connection_error(exc):
+                        raise
+                    logger.warning("heartbeat for run %s missed: %s", run_id, exc)
+                    recover_connection()
         except Exception:
             logger.exception("heartbeat for run %s stopped", run_id)
         finally:

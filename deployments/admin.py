@@ -1,5 +1,8 @@
+from django import forms
+from django.conf import settings
 from django.contrib import admin
 
+from deployments import prometheus
 from deployments.models import Environment, FreezeWindow, Release
 from opsconsole.audit.admin import AuditedAdmin
 
@@ -9,8 +12,30 @@ class FreezeWindowInline(admin.TabularInline):
     extra = 0
 
 
+class EnvironmentForm(forms.ModelForm):
+    class Meta:
+        model = Environment
+        # The admin adds every field of its fieldsets; these are the ones this form checks.
+        fields = ["prometheus_url", "prometheus_query", "prometheus_threshold", "prometheus_comparison"]
+
+    def clean(self):
+        """Beyond the model's shape checks: ask the Prometheus server's parser, when it answers."""
+        cleaned = super().clean()
+        query = (cleaned.get("prometheus_query") or "").strip()
+        url = (cleaned.get("prometheus_url") or "").strip() or settings.PROMETHEUS_URL
+        if query and url.startswith(("http://", "https://")) and "@" not in url:
+            try:
+                prometheus.parse_check(url, query)
+            except prometheus.QueryError as exc:
+                self.add_error("prometheus_query", f"Prometheus cannot parse it: {exc}")
+            except prometheus.Unverifiable:
+                pass  # not reachable from here: every deploy asks it again before touching the service
+        return cleaned
+
+
 @admin.register(Environment)
 class EnvironmentAdmin(AuditedAdmin):
+    form = EnvironmentForm
     list_display = ["name", "tier", "aws_region", "strategy", "ecs_cluster", "ecs_service", "required_approvals"]
     inlines = [FreezeWindowInline]
     fieldsets = [
@@ -32,6 +57,10 @@ class EnvironmentAdmin(AuditedAdmin):
                     "migration_timeout_seconds",
                 ]
             },
+        ),
+        (
+            "Verification by Prometheus",
+            {"fields": ["prometheus_url", "prometheus_query", "prometheus_threshold", "prometheus_comparison"]},
         ),
         ("Protection", {"fields": ["required_approvals", "approval_ttl_minutes"]}),
         (

@@ -51,7 +51,10 @@ class Deploy:
         that made someone roll back, and failing it would put the bad release back.
         """
         p = self.p
-        if not p.get("prometheus_query") or self.ctx.run.kind == "deployments.rollback":
+        if not p.get("prometheus_query"):
+            return None
+        if self.ctx.run.kind == "deployments.rollback":
+            self.ctx.log.info("A rollback is not verified by Prometheus (its window still holds the errors).")
             return None
         if not p.get("prometheus_url") or p.get("prometheus_threshold") is None:
             raise RunFailed(

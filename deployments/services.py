@@ -148,8 +148,11 @@ def _snapshot(environment: Environment) -> dict:
         "traffic_steps",
         "live_color",
         "approval_ttl_minutes",
+        "prometheus_query",
+        "prometheus_threshold",
+        "prometheus_comparison",
     )
-    return {name: getattr(environment, name) for name in fields}
+    return {**{name: getattr(environment, name) for name in fields}, "prometheus_url": environment.prometheus_endpoint}
 
 
 def request_deploy(environment: Environment, release: Release, principal, *, override_reason: str = "") -> Run:

@@ -7,6 +7,8 @@ single-writer transactions (settings open them IMMEDIATE).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
-from opsconsole.audit.models import GENESIS_HASH, AuditEvent, Outcome
+from opsconsole.audit.models import CHAINED_FIELDS, GENESIS_HASH, AuditEvent, Outcome, canonical_json
 from opsconsole.requestctx import current_request
 
 ADVISORY_LOCK_KEY = 0x6F7073_617564  # "ops" "aud"
@@ -103,25 +105,53 @@ class ChainReport:
         return self.first_bad_seq is None
 
 
-def _iter_events(batch: int = 5000) -> Iterator[AuditEvent]:
+def _iter_chain(batch: int = 20_000) -> Iterator[tuple]:
+    """Every event as (body of CHAINED_FIELDS with `at` as ISO text, stored hash), in seq order,
+    a batch at a time (memory stays flat however long the chain is).
+
+    On PostgreSQL it reads plain rows with one query per batch (no model instances: verifying a
+    million events is then a few seconds, not a minute); elsewhere through the ORM."""
     after = 0
+    if connection.vendor == "postgresql":
+        # `at` as the ISO text Python's isoformat() gives a UTC datetime, made by the server (on
+        # another core) rather than parsed into a datetime here and formatted back.
+        at_iso = """to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+        as_text = {"at": at_iso, "ip": "host(ip)", "details": "details::text"}
+        columns = ", ".join(as_text.get(name, name) for name in (*CHAINED_FIELDS, "hash"))
+        sql = f"SELECT {columns} FROM {AuditEvent._meta.db_table} WHERE seq > %s ORDER BY seq LIMIT %s"
+        details = CHAINED_FIELDS.index("details")
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [after, batch])
+                rows = cursor.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                body = dict(zip(CHAINED_FIELDS, row, strict=False))  # the row ends with the hash
+                body["details"] = json.loads(row[details])
+                yield body, row[-1]
+            after = rows[-1][0]
     while True:
         rows = list(AuditEvent.objects.filter(seq__gt=after).order_by("seq")[:batch])
         if not rows:
             return
-        yield from rows
+        for event in rows:
+            body = {name: getattr(event, name) for name in CHAINED_FIELDS}
+            body["at"] = event.at.isoformat(timespec="microseconds")
+            yield body, event.hash
         after = rows[-1].seq
 
 
 def verify_chain() -> ChainReport:
     """Recompute every hash in order; report the first sequence number that does not hold."""
     expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
-    for event in _iter_events():
-        if event.seq != expected_seq:
+    for body, stored_hash in _iter_chain():
+        seq = body["seq"]
+        if seq != expected_seq:
             return ChainReport(checked, expected_seq, f"event #{expected_seq} is missing")
-        if event.prev_hash != expected_prev:
-            return ChainReport(checked, event.seq, "previous-hash link does not match the event before it")
-        if event.compute_hash() != event.hash:
-            return ChainReport(checked, event.seq, "contents do not match the stored hash")
-        expected_prev, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
+        if body["prev_hash"] != expected_prev:
+            return ChainReport(checked, seq, "previous-hash link does not match the event before it")
+        if hashlib.sha256(canonical_json(body)).hexdigest() != stored_hash:
+            return ChainReport(checked, seq, "contents do not match the stored hash")
+        expected_prev, expected_seq, checked = stored_hash, expected_seq + 1, checked + 1
     return ChainReport(checked)

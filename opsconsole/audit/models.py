@@ -13,6 +13,29 @@ from django.conf import settings
 from django.db import models
 
 GENESIS_HASH = "0" * 64
+# Every field the hash covers, in the order `verify_chain` reads them: all but the hash itself.
+CHAINED_FIELDS = (
+    "seq",
+    "at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "target",
+    "environment",
+    "ip",
+    "user_agent",
+    "request_id",
+    "details",
+    "outcome",
+    "prev_hash",
+)
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def canonical_json(body: dict) -> bytes:
+    """The canonical form of an event's chained fields (`at` already an ISO string): sorted keys,
+    no spaces, UTF-8. One encoder, made once: verifying a million events calls this a million times."""
+    return _encode(body).encode()
 
 
 class Outcome(models.TextChoices):
@@ -47,6 +70,9 @@ class AuditEvent(models.Model):
             models.Index(fields=["action", "-seq"]),
             models.Index(fields=["actor_name", "-seq"]),
             models.Index(fields=["environment", "-seq"]),
+            # The page filters actions by prefix (LIKE 'x%'): this index serves a rare prefix,
+            # which the seq index could only find by reading the whole table.
+            models.Index(fields=["action"], name="audit_action_prefix_idx", opclasses=["varchar_pattern_ops"]),
         ]
 
     def __str__(self) -> str:
@@ -54,22 +80,9 @@ class AuditEvent(models.Model):
 
     def canonical(self) -> bytes:
         """The bytes the hash covers: every field but the hash itself, in a fixed order."""
-        body = {
-            "seq": self.seq,
-            "at": self.at.isoformat(timespec="microseconds"),
-            "actor_id": self.actor_id,
-            "actor_name": self.actor_name,
-            "action": self.action,
-            "target": self.target,
-            "environment": self.environment,
-            "ip": self.ip,
-            "user_agent": self.user_agent,
-            "request_id": self.request_id,
-            "details": self.details,
-            "outcome": self.outcome,
-            "prev_hash": self.prev_hash,
-        }
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        body = {name: getattr(self, name) for name in CHAINED_FIELDS}
+        body["at"] = self.at.isoformat(timespec="microseconds")
+        return canonical_json(body)
 
     def compute_hash(self) -> str:
         return hashlib.sha256(self.canonical()).hexdigest()

@@ -1,0 +1,136 @@
+"""Audit log (item 3): appends per second with 4 concurrent writers on one chain, and verifying
+the whole chain (1,000,000 events) in time and flat memory.
+
+Writers and the verifier are child processes (this file with --append / --verify), each with
+its own database connection, as the web and worker processes would be. The writers start
+together at an agreed instant and each calls `opsconsole.audit.log.record()` in a loop; the
+rate is all appends over the time from the first start to the last finish. The verifier
+reports its time and its peak RSS (VmHWM), next to the peak of a child that only starts Django.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import Row, peak_rss_mb  # noqa: E402
+
+WRITERS = 4
+
+
+def _child(*argv: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, __file__, *argv], cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True
+    )
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def appends(total: int) -> tuple[float, int]:
+    per_writer = total // WRITERS
+    start_at = time.time() + 3  # every child has started Django by then
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--append", str(per_writer), "--start-at", str(start_at), "--writer", str(n)],
+            cwd=ROOT,
+            env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(WRITERS)
+    ]
+    reports = []
+    for child in children:
+        out, err = child.communicate()
+        if child.returncode:
+            raise RuntimeError(f"an audit writer failed:\n{err[-2000:]}")
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    elapsed = max(r["finished"] for r in reports) - min(r["started"] for r in reports)
+    return per_writer * WRITERS / elapsed, per_writer * WRITERS
+
+
+def run(args) -> list[Row]:
+    from bench.data import audit_count, ensure_history
+
+    ensure_history(args.deployments, args.audit_events)
+    rate, written = appends(args.appends)
+    events = audit_count()
+    baseline = _child("--baseline")
+    verified = _child("--verify")
+    if not verified["ok"]:
+        raise RuntimeError(f"the chain did not verify: {verified}")
+    growth = verified["peak_rss_mb"] - baseline["peak_rss_mb"]
+    return [
+        Row(
+            f"audit: appends/s, {WRITERS} concurrent writers, one chain",
+            f"{rate:,.0f}/s",
+            ">= 1,000/s",
+            rate >= 1000,
+            f"{written:,} appends onto {events - written:,} events; chain verified after",
+        ),
+        Row(
+            f"audit: verify the whole chain ({verified['checked']:,} events)",
+            f"{verified['seconds']:.1f} s",
+            "< 10 s",
+            verified["seconds"] < 10,
+            f"{verified['checked'] / verified['seconds']:,.0f} events/s",
+        ),
+        Row(
+            "audit: verifier peak RSS",
+            f"{verified['peak_rss_mb']:.0f} MB ({growth:+.0f} MB over Django alone)",
+            "flat: < 50 MB over Django alone",
+            growth < 50,
+        ),
+    ]
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsconsole.settings")
+    import django
+
+    django.setup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="child processes of the audit benchmark")
+    parser.add_argument("--append", type=int)
+    parser.add_argument("--start-at", type=float)
+    parser.add_argument("--writer", type=int, default=0)
+    parser.add_argument("--verify", action="store_true")
+    parser.add_argument("--baseline", action="store_true")
+    args = parser.parse_args()
+    _setup_django()
+    from opsconsole.audit.log import record, verify_chain
+    from opsconsole.audit.models import AuditEvent
+
+    if args.baseline:
+        AuditEvent.objects.order_by("-seq").first()  # a connection, like the verifier's
+        print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+    elif args.verify:
+        started = time.perf_counter()
+        report = verify_chain()
+        seconds = time.perf_counter() - started
+        print(json.dumps({"ok": report.ok, "checked": report.checked, "problem": report.problem,
+                          "seconds": seconds, "peak_rss_mb": peak_rss_mb()}))  # fmt: skip
+    elif args.append:
+        AuditEvent.objects.order_by("-seq").first()  # connect before the start
+        time.sleep(max(0.0, args.start_at - time.time()))
+        started = time.time()
+        for n in range(args.append):
+            record("bench.audit.appended", actor_name=f"writer-{args.writer}", target=f"bench:{n}", details={"n": n})
+        print(json.dumps({"started": started, "finished": time.time()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -86,6 +86,7 @@ def pages() -> dict[str, tuple[str, str]]:
             "/audit/?action=deployments.deploy",
             f"/audit/?action=deployments.deploy&before={deploys[1]}",
         ),
+        "audit page, filtered by an action nothing matches": ("/audit/?action=no.such", "/audit/?action=no.such"),
         "audit page, deep in (keyset, half way)": (f"/audit/?before={last_seq // 2}", "/audit/?before=2"),
         "runs page": ("/runs/", f"/runs/?before={first_runs[1]}"),
     }

@@ -96,7 +96,7 @@ EVENTS: dict[str, Event] = {
             "backup.overdue",
             "Backup overdue",
             "warning",
-            "{environment}: backup {policy_name} is overdue: the newest is {age} old, the target is {rpo_minutes} min",
+            "{environment}: backup {policy_name} is overdue: {age}; the target is {rpo_minutes} min",
             "backup/{policy}",
         ),
         Event(

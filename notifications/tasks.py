@@ -49,6 +49,7 @@ def check_overdue_backups(now=None) -> list[int]:
         if Delivery.objects.filter(event="backup.overdue", facts__episode=episode).exists():
             continue
         minutes = int(age.total_seconds() // 60)
+        ago = f"{minutes // 60}h {minutes % 60:02d}m ago"
         notified += notify(
             "backup.overdue",
             policy.environment,
@@ -56,7 +57,7 @@ def check_overdue_backups(now=None) -> list[int]:
             policy_name=policy.name,
             kind=f"backups.{policy.kind}",
             newest_backup_at=newest.finished_at if newest else None,
-            age=f"{minutes // 60}h {minutes % 60:02d}m" if newest else "none yet",
+            age=f"the newest finished {ago}" if newest else f"no backup since the policy was created {ago}",
             rpo_minutes=policy.rpo_minutes,
             episode=episode,
         )

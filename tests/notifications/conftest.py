@@ -17,6 +17,9 @@ from notifications.models import Channel, Kind
 # The deploy tests run real deploys against the sandbox AWS.
 from tests.deployments.conftest import production_aws, releases, sandbox_endpoint, stack, staging_aws  # noqa: F401
 
+# The queue tests start real Celery and RQ workers.
+from tests.integration.conftest import clean_queues, processes  # noqa: F401
+
 SLACK_VAR = "TEST_SLACK_WEBHOOK_URL"
 PAGERDUTY_VAR = "TEST_PAGERDUTY_ROUTING_KEY"
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"

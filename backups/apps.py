@@ -7,7 +7,7 @@ class BackupsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from backups import conf, jobs  # noqa: F401  (registers the backup run kinds)
+        from backups import conf, delivery, jobs  # noqa: F401  (registers the backup run kinds)
         from backups.models import BackupPolicy
         from opsconsole.runs.schedules import register_periodic
 
@@ -15,6 +15,7 @@ class BackupsConfig(AppConfig):
         post_delete.connect(_policy_deleted, sender=BackupPolicy, dispatch_uid="backups.remove_schedule")
         register_periodic("backups: retention", "backups.tasks.apply_retention", conf.retention_interval_seconds)
         register_periodic("backups: verify newest dump", "backups.tasks.verify_newest", conf.verify_interval_seconds)
+        delivery.register()  # the backup section of the Delivery page
 
 
 def _policy_saved(sender, instance, raw=False, **kwargs) -> None:

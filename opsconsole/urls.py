@@ -7,6 +7,7 @@ from django.views.generic import RedirectView
 
 from backups import views as backup_views
 from deployments import api as deployment_api
+from deployments import delivery
 from deployments import views as deployment_views
 from dr import views as dr_views
 from infrastructure import views as infrastructure
@@ -29,6 +30,7 @@ urlpatterns = [
     path("releases/", deployment_views.releases, name="releases"),
     path("releases/sync/", deployment_views.sync_releases, name="sync_releases"),
     path("releases/compare/", deployment_views.compare, name="compare_releases"),
+    path("delivery/", delivery.delivery_page, name="delivery"),
     # Backups
     path("backups/", backup_views.backups_page, name="backups"),
     path("backups/policies/new/", backup_views.policy_edit, name="backup_policy_new"),

@@ -5,6 +5,7 @@ from django.conf import settings
 NAVIGATION = (
     ("environments", "Environments", "/environments/"),
     ("releases", "Releases", "/releases/"),
+    ("delivery", "Delivery", "/delivery/"),
     ("runs", "Runs", "/runs/"),
     ("backups", "Backups", "/backups/"),
     ("dr", "DR", "/dr/"),

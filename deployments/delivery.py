@@ -1,0 +1,280 @@
+"""The Delivery page: the four DORA measures from the console's own deploy history, per
+environment and per week, over a chosen period; and sections other apps add (backups adds
+backup age and size) through SECTIONS, so this app imports none of them.
+
+Every number comes from aggregate SQL: a fixed number of queries whatever the history's size, and
+Python only ever loops over the buckets (environments x weeks), never over the runs. Medians are
+taken in SQL with window functions (the middle one or two rows of each group), which PostgreSQL
+and SQLite both run.
+
+What counts (docs/deployments.md, "Delivery metrics"):
+- a *deploy* is a deploy run (not a rollback) that finished succeeded, rolled_back, failed or
+  errored; canceled runs (rejected, expired, canceled before they changed anything) are not changes;
+- deploy frequency counts the successful ones; lead time is from the release's registration to
+  the end of its successful deploy; the change failure rate is failed / counted deploys;
+- time to restore runs from a failed deploy's end to the end of the next successful deploy or
+  rollback in that environment; a failure with none yet is counted as not restored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import Window
+from django.db.models.functions import RowNumber, TruncWeek
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from deployments.models import Deployment, DeploymentKind, Environment
+from deployments.services import DEPLOY_KINDS
+from opsconsole.access.models import Action
+from opsconsole.access.permissions import require, visible_environment_ids
+from opsconsole.runs.models import Run, Status
+from opsconsole.ui import charts
+from opsconsole.ui.pagination import parse_int
+
+PERIODS = (30, 90, 180)
+DEFAULT_PERIOD = 90
+FAILED = (Status.ROLLED_BACK, Status.FAILED, Status.ERRORED)
+COUNTED = (Status.SUCCEEDED, *FAILED)
+UTC = dt.UTC
+
+
+@dataclass(frozen=True)
+class Period:
+    """The last `days` days up to `end`, in weeks that start on Monday (UTC)."""
+
+    days: int
+    end: dt.datetime
+
+    @property
+    def start(self) -> dt.datetime:
+        return self.end - dt.timedelta(days=self.days)
+
+    @property
+    def weeks(self) -> list[dt.date]:
+        first = self.start.astimezone(UTC).date()
+        first -= dt.timedelta(days=first.weekday())
+        last = self.end.astimezone(UTC).date()
+        return [first + dt.timedelta(weeks=i) for i in range((last - first).days // 7 + 1)]
+
+    def week_end(self, week: dt.date) -> dt.datetime:
+        """When a week's bucket closes: its next Monday, or now for the current week."""
+        closes = dt.datetime.combine(week + dt.timedelta(weeks=1), dt.time(), UTC)
+        return min(closes, self.end)
+
+
+def week_of(field_name: str) -> TruncWeek:
+    # In UTC whatever the viewer's timezone: the buckets must not move with the browser.
+    return TruncWeek(field_name, tzinfo=UTC)
+
+
+def as_date(value) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def medians(queryset: QuerySet, value, groups: list[str]) -> dict[tuple, dt.timedelta]:
+    """The median of `value` per group, in one query: rank the rows of each group in SQL and keep
+    the middle one (odd count) or two (even count), which Python averages."""
+    partition = [F(name) for name in groups]
+    middle = (
+        queryset.annotate(_value=value)
+        .annotate(
+            _rank=Window(RowNumber(), partition_by=partition, order_by=F("_value").asc()),
+            _count=Window(Count("pk"), partition_by=partition),
+        )
+        .filter(_rank__gte=(F("_count") + 1) / 2, _rank__lte=(F("_count") + 2) / 2)
+        .values_list(*groups, "_value")
+    )
+    found: dict[tuple, list[dt.timedelta]] = defaultdict(list)
+    for *key, amount in middle:
+        found[tuple(as_date(k) for k in key)].append(amount)
+    return {key: sum(amounts, dt.timedelta()) / len(amounts) for key, amounts in found.items()}
+
+
+@dataclass
+class Measures:
+    """The four measures over one bucket (a week, or the whole period) of one environment."""
+
+    deploys: int = 0  # successful
+    failures: int = 0
+    unrestored: int = 0
+    lead_time: dt.timedelta | None = None
+    restore_time: dt.timedelta | None = None
+
+    @property
+    def changes(self) -> int:
+        return self.deploys + self.failures
+
+    @property
+    def change_failure_rate(self) -> float | None:
+        """Failed deploys / counted deploys, 0..1; None without any deploy."""
+        return self.failures / self.changes if self.changes else None
+
+
+@dataclass
+class EnvironmentDelivery:
+    environment: Environment
+    total: Measures
+    weeks: dict[dt.date, Measures]
+    days: int
+    index: int = 0  # its colour in the charts
+
+    @property
+    def css(self) -> str:
+        return f"series-{self.index % charts.PALETTE_SIZE}"
+
+    @property
+    def deploys_per_week(self) -> float:
+        return self.total.deploys / (self.days / 7)
+
+
+@dataclass
+class Report:
+    period: Period
+    environments: list[EnvironmentDelivery] = field(default_factory=list)
+
+
+def counted_deploys(env_ids: set[int] | None, period: Period) -> QuerySet:
+    deploys = Deployment.objects.filter(
+        kind=DeploymentKind.DEPLOY,
+        run__status__in=COUNTED,
+        run__finished_at__gte=period.start,
+        run__finished_at__lte=period.end,
+    ).order_by()
+    return deploys if env_ids is None else deploys.filter(environment_id__in=env_ids)
+
+
+def restored_at() -> Subquery:
+    """When the environment was next healthy after this deploy: the next successful deploy or rollback."""
+    later = Run.objects.filter(
+        environment=OuterRef("environment_id"),
+        kind__in=DEPLOY_KINDS,
+        status=Status.SUCCEEDED,
+        finished_at__gt=OuterRef("run__finished_at"),
+    ).order_by("finished_at")
+    return Subquery(later.values("finished_at")[:1])
+
+
+def delivery_report(env_ids: set[int] | None, period: Period) -> Report:
+    """The four measures per environment, per week and over the period: seven queries in all."""
+    environments = list(Environment.objects.all() if env_ids is None else Environment.objects.filter(pk__in=env_ids))
+    deploys = counted_deploys(env_ids, period).annotate(week=week_of("run__finished_at"))
+    failures = deploys.filter(run__status__in=FAILED).annotate(restored=restored_at())
+
+    weekly_counts = deploys.values("environment_id", "week").annotate(
+        succeeded=Count("pk", filter=Q(run__status=Status.SUCCEEDED)),
+        failed=Count("pk", filter=Q(run__status__in=FAILED)),
+    )
+    unrestored = failures.filter(restored=None).values("environment_id", "week").annotate(n=Count("pk"))
+    lead = ExpressionWrapper(F("run__finished_at") - F("release__created_at"), output_field=DurationField())
+    succeeded = deploys.filter(run__status=Status.SUCCEEDED)
+    restore = ExpressionWrapper(F("restored") - F("run__finished_at"), output_field=DurationField())
+    restored = failures.exclude(restored=None)
+    lead_weekly = medians(succeeded, lead, ["environment_id", "week"])
+    lead_total = medians(succeeded, lead, ["environment_id"])
+    restore_weekly = medians(restored, restore, ["environment_id", "week"])
+    restore_total = medians(restored, restore, ["environment_id"])
+
+    report = Report(period)
+    by_env: dict[int, EnvironmentDelivery] = {}
+    for index, environment in enumerate(environments):
+        weeks = {week: Measures() for week in period.weeks}
+        by_env[environment.pk] = EnvironmentDelivery(environment, Measures(), weeks, period.days, index)
+        report.environments.append(by_env[environment.pk])
+    for row in weekly_counts:
+        env = by_env[row["environment_id"]]
+        week = env.weeks.setdefault(as_date(row["week"]), Measures())
+        week.deploys, week.failures = row["succeeded"], row["failed"]
+        env.total.deploys += row["succeeded"]
+        env.total.failures += row["failed"]
+    for row in unrestored:
+        env = by_env[row["environment_id"]]
+        env.weeks.setdefault(as_date(row["week"]), Measures()).unrestored = row["n"]
+        env.total.unrestored += row["n"]
+    for (env_id, week), value in lead_weekly.items():
+        by_env[env_id].weeks.setdefault(week, Measures()).lead_time = value
+    for (env_id, week), value in restore_weekly.items():
+        by_env[env_id].weeks.setdefault(week, Measures()).restore_time = value
+    for (env_id,), value in lead_total.items():
+        by_env[env_id].total.lead_time = value
+    for (env_id,), value in restore_total.items():
+        by_env[env_id].total.restore_time = value
+    return report
+
+
+# --- Charts ----------------------------------------------------------------------------------------
+
+
+def hours(value: dt.timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds() / 3600
+
+
+def delivery_charts(report: Report) -> list[dict]:
+    weeks = report.period.weeks
+    labels = [f"{week:%b} {week.day}" for week in weeks]
+    envs = report.environments
+
+    def series(kind: str, pick: Callable[[Measures], float | None]) -> list[charts.Series]:
+        return [charts.Series(e.environment.name, [pick(e.weeks[w]) for w in weeks], kind, index=e.index) for e in envs]
+
+    def rate(m: Measures) -> float | None:
+        return None if m.change_failure_rate is None else m.change_failure_rate * 100
+
+    return [
+        {
+            "title": "Deploy frequency",
+            "note": "successful deploys per week",
+            "chart": charts.chart(labels, series("bar", lambda m: m.deploys), fmt=charts.fmt_count),
+        },
+        {
+            "title": "Lead time for changes",
+            "note": "median, release registered to deployed, by week deployed",
+            "chart": charts.chart(labels, series("line", lambda m: hours(m.lead_time)), fmt=charts.fmt_hours),
+        },
+        {
+            "title": "Change failure rate",
+            "note": "failed / all deploys that week",
+            "chart": charts.chart(labels, series("line", rate), fmt=charts.fmt_percent, y_max=100),
+        },
+        {
+            "title": "Time to restore",
+            "note": "median, failed deploy to the next good one, by week failed",
+            "chart": charts.chart(labels, series("line", lambda m: hours(m.restore_time)), fmt=charts.fmt_hours),
+        },
+    ]
+
+
+# --- The page --------------------------------------------------------------------------------------
+
+# Apps above this one add a section: a function (visible environment ids or None, period) ->
+# a dict with "template" (rendered with the dict as `section`) and whatever that template needs.
+SECTIONS: list[Callable[[set[int] | None, Period], dict]] = []
+
+
+@login_required
+@require_GET
+def delivery_page(request):
+    require(request, Action.VIEW)
+    days = parse_int(request.GET.get("days")) if request.GET.get("days") else DEFAULT_PERIOD
+    if days not in PERIODS:
+        messages.error(request, f"Choose a period of {', '.join(map(str, PERIODS))} days; showing {DEFAULT_PERIOD}.")
+        days = DEFAULT_PERIOD
+    period = Period(days, timezone.now())
+    env_ids = visible_environment_ids(request.user)
+    report = delivery_report(env_ids, period)
+    context = {
+        "report": report,
+        "periods": PERIODS,
+        "days": days,
+        "charts": delivery_charts(report) if report.environments else [],
+        "sections": [section(env_ids, period) for section in SECTIONS],
+    }
+    return render(request, "deployments/delivery.html", context)

@@ -148,6 +148,10 @@ class BenchDatabase:
         from django.core.management import call_command
 
         django.setup()
+        import logging
+
+        for handler in logging.getLogger().handlers:  # the jobs' INFO lines are not the table
+            handler.setLevel(logging.WARNING)
         call_command("migrate", verbosity=0)
 
     def drop(self) -> None:

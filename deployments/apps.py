@@ -5,7 +5,8 @@ class DeploymentsConfig(AppConfig):
     name = "deployments"
 
     def ready(self) -> None:
-        from deployments import jobs  # noqa: F401  (registers the deploy and rollback run kinds)
+        # Registers the deploy and rollback run kinds, and what a lost worker left on AWS.
+        from deployments import jobs, lost  # noqa: F401
         from opsconsole.runs.schedules import register_periodic
 
         register_periodic("deployments: expire approvals", "deployments.tasks.expire_approvals", lambda: 60)

@@ -3,6 +3,7 @@ locks, and re-sends queued runs whose message may have been lost."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,6 +13,9 @@ from django.utils import timezone
 
 from opsconsole.runs.context import append_event
 from opsconsole.runs.models import EXECUTING, EnvironmentLock, IllegalTransition, Level, Run, Status
+from opsconsole.runs.registry import LOST_HANDLERS
+
+logger = logging.getLogger(__name__)
 
 
 def reap() -> dict:
@@ -34,6 +38,7 @@ def reap() -> dict:
             audit_outcome(run, {"reason": "worker_lost"})
             dispatch_next_waiting(run.environment_id)
         reaped.append(run.pk)
+        report_what_was_left(run)
 
     # Locks left by runs that ended some other way (defensive: transition() frees them).
     stale = EnvironmentLock.objects.filter(run__isnull=False).exclude(run__status__in=EXECUTING)
@@ -58,3 +63,20 @@ def reap() -> dict:
         dispatch_safely(run_id)
         resent.append(run_id)
     return {"reaped": reaped, "freed_locks": freed, "resent": resent}
+
+
+def report_what_was_left(run: Run) -> None:
+    """A worker that died mid-run cannot say how far it got; the kind's handler looks (a deploy asks
+    ECS which task definition the service runs) and the run's log and result say so. Outside the
+    transaction: it may call AWS."""
+    handler = LOST_HANDLERS.get(run.kind)
+    if handler is None:
+        return
+    try:
+        message, facts = handler(run)
+    except Exception as exc:
+        logger.exception("could not tell what run %s left behind", run.pk)
+        message, facts = f"Could not tell what the lost worker left behind ({type(exc).__name__}: {exc}).", {}
+    append_event(run, message, Level.WARNING, facts)
+    if facts:
+        Run.objects.filter(pk=run.pk).update(result={**run.result, "worker_lost": facts})

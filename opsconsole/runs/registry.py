@@ -44,6 +44,20 @@ def run_kind(name: str, label: str, **options) -> Callable:
     return register
 
 
+# kind name -> what to say about the world a run left behind when its worker died mid-run (the
+# reaper calls it after ending the run): returns an event message and facts to keep in run.result.
+LOST_HANDLERS: dict[str, Callable] = {}
+
+
+def on_worker_lost(*names: str) -> Callable:
+    def register(func: Callable) -> Callable:
+        for name in names:
+            LOST_HANDLERS[name] = func
+        return func
+
+    return register
+
+
 def get_kind(name: str) -> RunKind:
     try:
         return REGISTRY[name]

@@ -39,6 +39,8 @@ PASSWORD = "correct horse battery staple"
 HEARTBEAT_SECONDS = 1
 LOST_AFTER_SECONDS = 4
 RESEND_AFTER_SECONDS = 10
+# Long enough that a worker killed early in a rollout is reaped before ECS has finished it.
+SANDBOX_ROLLOUT_SECONDS = 8
 
 
 def free_port() -> int:
@@ -144,7 +146,11 @@ def start_sandbox_aws() -> tuple[subprocess.Popen, str]:
     server = subprocess.Popen(
         [sys.executable, "-m", "sandbox.server", "--port", str(port)],
         cwd=ROOT,
-        env={"SANDBOX_ROLLOUT_SECONDS": "3", "SANDBOX_FAIL_SECONDS": "1", "PATH": "/usr/bin:/bin"},
+        env={
+            "SANDBOX_ROLLOUT_SECONDS": str(SANDBOX_ROLLOUT_SECONDS),
+            "SANDBOX_FAIL_SECONDS": "1",
+            "PATH": "/usr/bin:/bin",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -169,6 +175,13 @@ class Services:
     aws_endpoint: str
     log_dir: Path
 
+    def aws_env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox",
+        }
+
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
@@ -179,9 +192,7 @@ class Services:
             "RUN_LOST_AFTER_SECONDS": str(LOST_AFTER_SECONDS),
             "RUN_RESEND_AFTER_SECONDS": str(RESEND_AFTER_SECONDS),
             "DEPLOY_POLL_MS": "100",
-            "AWS_ENDPOINT_URL": self.aws_endpoint,
-            "AWS_ACCESS_KEY_ID": "sandbox",
-            "AWS_SECRET_ACCESS_KEY": "sandbox",
+            **self.aws_env(),
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -341,6 +352,15 @@ def point_django_at(url_settings: dict) -> dict:
     return saved
 
 
+def reset_broker_pools(app) -> None:
+    """Forget pooled broker connections: they belong to another broker, or to a Redis that restarted."""
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def private(private_services, django_db_blocker, settings):
     """This process's database connection and Celery broker point at the private services for the
@@ -353,8 +373,7 @@ def private(private_services, django_db_blocker, settings):
     saved_db = point_django_at({key: parsed[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")})
     saved_broker = app.conf.broker_url
     app.conf.broker_url = private_services.redis.url
-    app._pool = None  # the producer pool was made for the shared broker
-    app.amqp._producer_pool = None
+    reset_broker_pools(app)  # the pools were made for the shared broker
     settings.OPSCONSOLE_QUEUE = "celery"
     settings.RUN_HEARTBEAT_SECONDS = HEARTBEAT_SECONDS
     settings.RUN_LOST_AFTER_SECONDS = LOST_AFTER_SECONDS
@@ -369,10 +388,7 @@ def private(private_services, django_db_blocker, settings):
             connection.close()
             connection.settings_dict.update(saved_db)
             app.conf.broker_url = saved_broker
-            if app._pool is not None:
-                app._pool.force_close_all()
-            app._pool = None
-            app.amqp._producer_pool = None
+            reset_broker_pools(app)
 
 
 @pytest.fixture

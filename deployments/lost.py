@@ -1,0 +1,87 @@
+"""What a deploy or rollback whose worker died left on AWS.
+
+The reaper ends such a run `errored (worker lost)` and frees the lock; the worker cannot say how
+far it got, so this asks ECS (and, for blue/green, the load balancer) and the run's log says which
+task definition the service runs: the new one, the kept one (the rollback target), or, while ECS is
+still rolling out or back, both, which is said as such.
+"""
+
+from __future__ import annotations
+
+from deployments import ecs
+from deployments.models import Deployment, Strategy
+from opsconsole import aws
+from opsconsole.runs.models import Run
+from opsconsole.runs.registry import on_worker_lost
+
+
+def _describe(run: Run, service_name: str) -> tuple[str, dict]:
+    p = run.params
+    client = aws.client("ecs", p["aws_region"], p.get("role_arn", ""))
+    poller = ecs.Poller(log=lambda message: None, interval=1)
+    service = ecs.describe_service(client, poller, p["ecs_cluster"], service_name)
+    deployments = service.description.get("deployments", [])
+    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+    settled = len(deployments) == 1 and primary.get("rolloutState", "COMPLETED") == "COMPLETED"
+    return service.task_definition, {"deployments": len(deployments), "settled": settled}
+
+
+def _weights(run: Run) -> dict[str, int]:
+    p = run.params
+    elbv2 = aws.client("elbv2", p["aws_region"], p.get("role_arn", ""))
+    listener = elbv2.describe_listeners(ListenerArns=[p["listener_arn"]])["Listeners"][0]
+    groups = listener["DefaultActions"][0].get("ForwardConfig", {}).get("TargetGroups", [])
+    colours = {p["blue_target_group_arn"]: "blue", p["green_target_group_arn"]: "green"}
+    return {colours.get(g["TargetGroupArn"], g["TargetGroupArn"]): g.get("Weight", 0) for g in groups}
+
+
+@on_worker_lost("deployments.deploy", "deployments.rollback")
+def service_left_behind(run: Run) -> tuple[str, dict]:
+    p = run.params
+    record = Deployment.objects.filter(run=run).first()
+    new = record.task_definition_arn if record else ""
+    kept = record.previous_task_definition_arn if record else ""
+    if p.get("strategy") == Strategy.BLUE_GREEN:
+        weights = _weights(run)
+        split = ", ".join(f"{colour} {weight}%" for colour, weight in weights.items())
+        live = p["live_color"]
+        on = "kept" if weights.get(live, 0) == 100 else "split" if weights.get(live, 0) else "new"
+        what = {
+            "kept": f"all traffic still goes to {live} (the kept task definition {kept or 'unchanged'})",
+            "new": f"all traffic goes to the new colour (task definition {new})",
+            "split": f"traffic is SPLIT between the colours ({split}); shift it back or forward by hand",
+        }[on]
+        return (
+            f"The worker was lost mid-deploy: {what}. Listener weights: {split}.",
+            {"on": on, "weights": weights, "new": new, "kept": kept},
+        )
+
+    service = p["ecs_service"]
+    running, state = _describe(run, service)
+    facts = {"on": "", "service_task_definition": running, "new": new, "kept": kept, **state}
+    if new and running == new:
+        facts["on"] = "new"
+        where = f"the new task definition {new} ({p['release']['tag']})"
+    elif running == kept or (not new and not kept):
+        facts["on"] = "kept"
+        where = f"the kept task definition {running}" + ("" if new else "; this run had not changed it")
+    else:
+        facts["on"] = "other"
+        where = f"{running}, which is neither this run's new ({new or 'none'}) nor kept ({kept}) task definition"
+    if state["settled"]:
+        tail = (
+            "The deploy's checks did not finish: verify the service, then deploy again or roll back."
+            if facts["on"] == "new"
+            else "Nothing this run changed is live."
+            if facts["on"] == "kept"
+            else "Someone else changed the service: check it in the ECS console."
+        )
+        message = f"The worker was lost mid-deploy. ECS service {service} runs {where}. {tail}"
+    else:
+        message = (
+            f"The worker was lost mid-deploy. ECS service {service} is IN BETWEEN: its primary deployment is "
+            f"{where}, and {state['deployments']} deployments are running while ECS finishes the rollout (or its "
+            f"circuit breaker rolls it back to {kept or 'the previous revision'}). Watch the service in the ECS "
+            "console, then deploy again or roll back."
+        )
+    return message, facts

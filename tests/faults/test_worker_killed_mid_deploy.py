@@ -1,0 +1,112 @@
+"""A worker SIGKILLed in the middle of a deploy: the reaper ends the run errored, frees the lock,
+and the run's log and result say which task definition the ECS service was left on (the new one,
+the kept one, or, while ECS is still rolling out, in between, said as such)."""
+
+from __future__ import annotations
+
+import signal
+import urllib.request
+
+import boto3
+import pytest
+
+from deployments import jobs
+from deployments.models import Deployment, Environment, Release
+from deployments.services import request_deploy
+from opsconsole.runs.models import EnvironmentLock, Run, Status
+from opsconsole.runs.reaper import reap
+from sandbox.bootstrap import create_stack
+from tests.deployments.conftest import wire
+from tests.integration.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def aws_stack(private, monkeypatch):
+    endpoint = private.services.aws_endpoint
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+    for key, value in private.services.aws_env().items():
+        monkeypatch.setenv(key, value)  # the reaper, in this process, asks ECS too
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return create_stack(endpoint, environments=("staging",))
+
+
+def step_state(run: Run, name: str) -> str:
+    run.refresh_from_db()
+    return next((step["state"] for step in run.steps if step["name"] == name), "")
+
+
+def deploy_and_kill_the_worker_during(private, operator, aws_stack, step: str, **environment_fields):
+    environment, _ = Environment.objects.get_or_create(name=f"faults-{step.split()[0].lower()}")
+    wire(environment, aws_stack, "staging", **environment_fields)
+    release, _ = Release.objects.get_or_create(
+        repository=aws_stack.repository_uri, tag="v1.1.0", defaults={"digest": aws_stack.images["v1.1.0"]}
+    )
+    worker = private.worker()
+    run = request_deploy(environment, release, operator)
+    wait_for(lambda: step_state(run, step) == "running", 60, f"the deploy to reach {step!r}")
+    private.kill(worker, signal.SIGKILL)  # the worker and its pool child, no goodbye
+
+    def reaped():
+        reap()
+        run.refresh_from_db()
+        return run.status == Status.ERRORED
+
+    wait_for(reaped, 30, "the reaper to end the run", interval=0.5)
+    return environment, run
+
+
+def service_task_definition(aws_stack) -> dict:
+    ecs = boto3.client("ecs", region_name="us-east-1", endpoint_url=aws_stack.endpoint)
+    staging = aws_stack.environments["staging"]
+    return ecs.describe_services(cluster=staging.cluster, services=[staging.service])["services"][0]
+
+
+def reaper_said(run: Run) -> str:
+    messages = list(run.events.order_by("seq").values_list("message", flat=True))
+    assert messages[-2].startswith("Errored (worker lost"), messages[-4:]
+    return messages[-1]
+
+
+def test_a_worker_killed_during_the_rollout_leaves_the_run_saying_the_service_is_in_between(
+    private, operator, aws_stack
+):
+    environment, run = deploy_and_kill_the_worker_during(private, operator, aws_stack, jobs.ROLLOUT)
+
+    assert run.error.startswith("worker lost")
+    assert not EnvironmentLock.objects.filter(environment=environment).exists()
+    record = Deployment.objects.get(run=run)
+    assert record.task_definition_arn and record.previous_task_definition_arn
+    service = service_task_definition(aws_stack)
+    assert service["taskDefinition"] == record.task_definition_arn
+    assert len(service["deployments"]) == 2  # ECS is still replacing the old tasks
+
+    said = reaper_said(run)
+    assert said.startswith("The worker was lost mid-deploy. ECS service sentinel-api-staging is IN BETWEEN")
+    assert record.task_definition_arn in said and record.previous_task_definition_arn in said
+    facts = run.result["worker_lost"]
+    assert facts["on"] == "new" and not facts["settled"]
+    assert facts["service_task_definition"] == record.task_definition_arn
+
+
+def test_a_worker_killed_during_the_bake_leaves_the_run_saying_the_service_runs_the_new_revision(
+    private, operator, aws_stack
+):
+    environment, run = deploy_and_kill_the_worker_during(private, operator, aws_stack, jobs.BAKE, bake_seconds=60)
+
+    assert not EnvironmentLock.objects.filter(environment=environment).exists()
+    record = Deployment.objects.get(run=run)
+    service = service_task_definition(aws_stack)
+    assert service["taskDefinition"] == record.task_definition_arn
+    assert [d["rolloutState"] for d in service["deployments"]] == ["COMPLETED"]
+
+    said = reaper_said(run)
+    assert said == (
+        "The worker was lost mid-deploy. ECS service sentinel-api-staging runs the new task definition "
+        f"{record.task_definition_arn} (v1.1.0). The deploy's checks did not finish: verify the service, "
+        "then deploy again or roll back."
+    )
+    assert run.result["worker_lost"]["on"] == "new" and run.result["worker_lost"]["settled"]
+    environment.refresh_from_db()
+    assert environment.live_release is None  # unverified: the console does not call it live

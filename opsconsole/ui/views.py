@@ -27,6 +27,10 @@ from opsconsole.runs.services import LaunchRefused, cancel, launch
 from opsconsole.ui.pagination import keyset_page, parse_int
 
 EVENTS_PER_FETCH = 2000
+# Opening a run shows at most its last TAIL_LINES lines; "Show earlier lines" fetches the ones
+# before, TAIL_LINES at a time. A finished 20,000-line log opens at once instead of fetching and
+# laying out every line first.
+TAIL_LINES = 1000
 
 
 class LoginView(auth_views.LoginView):
@@ -97,16 +101,34 @@ def start_selftest(request):
 @require_GET
 def run_detail(request, run_id: int):
     run = visible_run(request, run_id)
-    return render(request, "ui/run_detail.html", _live_log_context(request, run, 0))
+    last_seq = run.events.order_by("-seq").values_list("seq", flat=True).first() or 0
+    start = max(0, last_seq - TAIL_LINES)  # the tail: the lines after `start`
+    context = _live_log_context(request, run, start)
+    context["earlier"] = _earlier(context["events"][0].seq if start and context["events"] else None)
+    return render(request, "ui/run_detail.html", context)
 
 
 @login_required
 @require_GET
 def run_events(request, run_id: int):
-    """The live-log fragment: events after `after`, a status update and the next poller."""
+    """The live-log fragment: events after `after`, a status update and the next poller; or,
+    with `before`, the lines before it (the "Show earlier lines" link)."""
     run = visible_run(request, run_id)
+    before = parse_int(request.GET.get("before"))
+    if before is not None:
+        events = list(run.events.filter(seq__lt=before, seq__gte=before - TAIL_LINES).order_by("seq"))
+        earlier = _earlier(events[0].seq if events and events[0].seq > 1 else None)
+        return render(request, "ui/_earlier_lines.html", {"run": run, "events": events, "earlier": earlier})
     after = parse_int(request.GET.get("after")) or 0
     return render(request, "ui/_run_events.html", _live_log_context(request, run, after))
+
+
+def _earlier(first_shown_seq: int | None) -> dict | None:
+    """What the "Show earlier lines" link says and asks for; None when the first line is shown."""
+    if not first_shown_seq or first_shown_seq <= 1:
+        return None
+    hidden = first_shown_seq - 1
+    return {"before": first_shown_seq, "hidden": hidden, "next": min(hidden, TAIL_LINES)}
 
 
 def _live_log_context(request, run: Run, after: int) -> dict:

@@ -1,6 +1,7 @@
 """Watching a run in the browser: start a self-test from the Runs page and follow its live log,
-keep up with a 20,000-line log (live, and opened once finished), see the time of each line, see
-a failure and its reason, and never miss the last line written just after a run ends."""
+keep up with a 20,000-line log (live; opened once finished it shows its tail at once and earlier
+lines on request), see the time of each line, see a failure and its reason, and never miss the
+last line written just after a run ends."""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from playwright.sync_api import Page, expect
 
 from opsconsole.runs.models import Run, RunEvent, Status
 from opsconsole.runs.services import launch
+from opsconsole.ui.views import TAIL_LINES
 from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 SELFTEST_LINE = "self-test line "
 STREAMING_DEADLINE_S = 480
-LOG_MESSAGES = "Array.from(document.querySelectorAll('#log li span'), span => span.textContent)"
-LOG_SEQS = "Array.from(document.querySelectorAll('#log li'), li => Number(li.dataset.seq))"
+LOG_MESSAGES = "Array.from(document.querySelectorAll('#log li[data-seq] span'), span => span.textContent)"
+LOG_SEQS = "Array.from(document.querySelectorAll('#log li[data-seq]'), li => Number(li.dataset.seq))"
 
 
 def log_messages(page: Page) -> list[str]:
@@ -165,8 +167,11 @@ def test_the_page_keeps_up_with_a_twenty_thousand_line_log(page: Page, users, ru
     assert js_errors == []
 
 
-def test_opening_a_finished_twenty_thousand_line_log_fetches_the_rest_in_pages(page: Page, users, js_errors):
+def test_opening_a_finished_twenty_thousand_line_log_shows_its_tail_then_earlier_lines_on_request(
+    page: Page, users, js_errors
+):
     lines = 20_000
+    total = lines + 2
     now = timezone.now()
     run = Run.objects.create(
         kind="maintenance.selftest",
@@ -186,15 +191,35 @@ def test_opening_a_finished_twenty_thousand_line_log_fetches_the_rest_in_pages(p
 
     opened = time.monotonic()
     page.goto(f"/runs/{run.pk}/")
-    first_render = page.locator("#log li").count()
-    expect_poller_done(page, timeout=180_000)
-    caught_up_in = time.monotonic() - opened
+    # The page itself carries the tail: the last TAIL_LINES lines, in order, ending with the outcome.
+    tail = log_seqs(page)
+    shown_in = time.monotonic() - opened
+    assert tail == list(range(total - TAIL_LINES + 1, total + 1))
+    assert log_messages(page)[-1] == "Succeeded."
+    expect(page.locator("#log-earlier")).to_contain_text(f"({total - TAIL_LINES} not shown)")
+    expect_poller_done(page)
+    # Nothing before the tail was fetched by the poller: it asked only after the last line.
+    assert [after_param(url) for url in fetches if "after=" in url] == [total] * len(
+        [url for url in fetches if "after=" in url]
+    )
+    # The log is scrolled to its end.
+    assert page.evaluate("(l => l.scrollTop + l.clientHeight >= l.scrollHeight - 2)(document.getElementById('log'))")
 
-    assert first_render < lines  # the page itself carries one page of lines; the rest is fetched
+    # "Show earlier lines", again and again, down to the first line: nothing lost, nothing twice.
+    clicks = 0
+    while page.locator("#log-earlier").count():
+        shown = len(log_seqs(page))
+        page.locator("#log-earlier button").click()
+        expect(page.locator("#log li[data-seq]")).to_have_count(min(total, shown + TAIL_LINES))
+        clicks += 1
+        assert clicks <= total // TAIL_LINES + 1
+    assert clicks == -(-(total - TAIL_LINES) // TAIL_LINES)
     assert_whole_log_in_order(page, lines)
-    fetched_after = [after_param(url) for url in fetches]
-    assert fetched_after == sorted(fetched_after)
-    print(f"\nopening a finished 20,000-line log: complete in {caught_up_in:.1f} s, {len(fetches)} fetches")
+    # Reading earlier lines does not yank the view back to the bottom.
+    assert page.evaluate("document.getElementById('log').scrollTop") < page.evaluate(
+        "document.getElementById('log').scrollHeight - document.getElementById('log').clientHeight - 100"
+    )
+    print(f"\nopening a finished 20,000-line log: tail shown in {shown_in:.2f} s; {clicks} clicks to the first line")
     assert js_errors == []
 
 

@@ -11,7 +11,10 @@
   } catch (e) { /* older browsers: times stay in UTC, labelled as such */ }
 
   // Keep the live log scrolled to the bottom while "follow" is ticked.
-  document.addEventListener("htmx:afterSettle", function () {
+  document.addEventListener("htmx:afterSettle", function (event) {
+    // Not when the reader asked for earlier lines: they want to read those, up there.
+    var path = (event.detail && event.detail.requestConfig && event.detail.requestConfig.path) || "";
+    if (path.indexOf("before=") !== -1) { return; }
     var log = document.getElementById("log");
     var follow = document.getElementById("follow");
     if (log && follow && follow.checked) { log.scrollTop = log.scrollHeight; }

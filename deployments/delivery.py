@@ -237,7 +237,9 @@ def delivery_charts(report: Report) -> list[dict]:
         {
             "title": "Lead time for changes",
             "note": "median, release registered to deployed, by week deployed",
-            "chart": charts.chart(labels, series("line", lambda m: hours(m.lead_time)), fmt=charts.fmt_hours),
+            "chart": charts.chart(
+                labels, series("line", lambda m: hours(m.lead_time)), fmt=charts.fmt_hours, nice=charts.nice_hours
+            ),
         },
         {
             "title": "Change failure rate",
@@ -247,7 +249,9 @@ def delivery_charts(report: Report) -> list[dict]:
         {
             "title": "Time to restore",
             "note": "median, failed deploy to the next good one, by week failed",
-            "chart": charts.chart(labels, series("line", lambda m: hours(m.restore_time)), fmt=charts.fmt_hours),
+            "chart": charts.chart(
+                labels, series("line", lambda m: hours(m.restore_time)), fmt=charts.fmt_hours, nice=charts.nice_hours
+            ),
         },
     ]
 

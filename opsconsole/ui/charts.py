@@ -80,6 +80,26 @@ def nice_ceiling(value: float) -> float:
     return 10 ** (exponent + 1)
 
 
+# Tick steps that read well as durations (in hours): 5m, 15m, 30m, 1h, 2h, 3h, 6h, 12h, 1d, 2d, 3d, 1w...
+HOUR_STEPS = (1 / 12, 0.25, 0.5, 1, 2, 3, 6, 12, 24, 48, 72, 168, 336, 720, 1440, 2880)
+
+
+def nice_hours(value: float, ticks: int = 4) -> float:
+    """An axis maximum in hours whose `ticks` steps are whole minutes, hours or days."""
+    for step in HOUR_STEPS:
+        if step * ticks >= value:
+            return step * ticks
+    return nice_ceiling(value)
+
+
+def nice_bytes(value: float, ticks: int = 4) -> float:
+    """An axis maximum in bytes that is a round number of KB, MB, GB or TB."""
+    unit = 1
+    while value >= 1024 * unit and unit < 2**40:
+        unit *= 1024
+    return nice_ceiling(value / unit) * unit
+
+
 def chart(
     labels: Sequence[str],
     series: Sequence[Series],
@@ -89,13 +109,14 @@ def chart(
     height: int = 180,
     reference: tuple[float, str] | None = None,
     y_max: float | None = None,
+    nice: Callable[[float], float] = nice_ceiling,
     ticks: int = 4,
     label_every: int | None = None,
 ) -> Chart:
     """Lay out bars (grouped side by side) and lines over one x slot per label."""
     values = [v for s in series for v in s.values if v is not None]
     top = max([*values, reference[0] if reference else 0, 0])
-    top = y_max if y_max is not None else nice_ceiling(top)
+    top = y_max if y_max is not None else nice(top)
     left, right, plot_top, bottom = LEFT, width - RIGHT, TOP, height - BOTTOM
     slots = max(len(labels), 1)
     slot = (right - left) / slots
@@ -155,7 +176,7 @@ def fmt_hours(value: float) -> str:
         return "0"
     if value < 1:
         return f"{value * 60:.0f}m"
-    if value < 48:
+    if value < 24:
         return f"{value:.3g}h"
     return f"{value / 24:.3g}d"
 

@@ -237,3 +237,21 @@ def test_a_bad_period_says_so_and_shows_the_default(users, recent):
 
 def test_someone_without_a_role_is_refused(users):
     assert client_for(users["nobody"]).get("/delivery/").status_code == 403
+
+
+def test_the_sandbox_demo_history_fills_the_page_once(staging, production):
+    from sandbox.history import NOTE, seed_history
+
+    BackupPolicy.objects.create(environment=staging, kind=Kind.RDS_SNAPSHOT, name="nightly", source_identifier="db")
+    seed_history("example/api", now=NOW)
+    runs = Run.objects.count()
+    seed_history("example/api", now=NOW)  # a second start adds nothing
+    assert Run.objects.count() == runs > 50
+    assert set(Run.objects.values_list("events__message", flat=True)) == {NOTE}
+    assert not Backup.objects.exclude(status=BackupStatus.DELETED).exists()  # nothing real behind them
+    envs = by_name(delivery_report(None, Period(180, NOW)))
+    assert envs["staging"].total.deploys > envs["production"].total.deploys > 0
+    assert 0 < envs["production"].total.change_failure_rate < 0.5
+    assert envs["production"].total.restore_time is not None
+    (history,) = backup_history(None, Period(180, NOW))
+    assert history.weeks_over_rpo >= 1  # the made-up outage

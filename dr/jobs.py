@@ -19,10 +19,12 @@ from deployments import ecs
 from deployments.ecs import Poller, StepFailed
 from dr import aws as draws
 from dr import guard
+from dr import terraform as drterraform
 from dr.models import DROperation, DRPlan, Operation, Site
 from opsconsole import aws
 from opsconsole.access.models import Action
-from opsconsole.runs.context import RunContext, RunFailed
+from opsconsole.runs.context import Canceled, RunContext, RunFailed
+from opsconsole.runs.models import Run
 from opsconsole.runs.registry import run_kind
 
 SNAPSHOT = "Find the newest snapshot in the DR region"
@@ -115,15 +117,34 @@ class DRJob:
         self.ctx.log.info("DR database %s is available (%s).", instance, endpoint)
         return {"instance": instance, "endpoint": endpoint}
 
-    def bring_up(self, service: str) -> dict:
+    def bring_up(self, service: str, *, terraform: bool = True) -> dict:
+        """Terraform apply with the DR var file when the plan has one (and the runner exists),
+        then make sure the service runs dr_desired_count tasks and deploy the live release."""
         p = self.p
         if not p.get("release"):
             raise StepFailed(f"{p['environment']} has no live release to deploy to the DR service")
+        applied = None
+        if terraform and p.get("terraform"):
+            applied = self.apply_terraform()
+        elif terraform and p.get("terraform_var_file"):
+            self.ctx.log.warning(
+                "The DR plan names %s, but there was no Terraform workspace for %s when this run was requested; "
+                "scaling the DR service instead.",
+                p["terraform_var_file"],
+                p["environment"],
+            )
         current = ecs.describe_service(self.ecs, self.poller, p["dr_ecs_cluster"], service)
-        self.poller.call(
-            self.ecs.update_service, cluster=p["dr_ecs_cluster"], service=service, desiredCount=p["dr_desired_count"]
-        )
-        self.ctx.log.info("Scaled %s to %s tasks.", service, p["dr_desired_count"])
+        running = current.description.get("desiredCount", 0)
+        if running >= p["dr_desired_count"]:
+            self.ctx.log.info("%s already wants %s tasks (at least %s).", service, running, p["dr_desired_count"])
+        else:
+            self.poller.call(
+                self.ecs.update_service,
+                cluster=p["dr_ecs_cluster"],
+                service=service,
+                desiredCount=p["dr_desired_count"],
+            )
+            self.ctx.log.info("Scaled %s from %s to %s tasks.", service, running, p["dr_desired_count"])
         new = ecs.register_revision(
             self.ecs, self.poller, current.task_definition, p["dr_container_name"], p["release"]["image"]
         )
@@ -134,7 +155,43 @@ class DRJob:
         )
         if not rollout.completed:
             raise StepFailed(f"The DR service did not roll out: {rollout.reason}")
-        return {"service": service, "task_definition": new, "release": p["release"]["tag"]}
+        return {"service": service, "task_definition": new, "release": p["release"]["tag"], "terraform": applied}
+
+    def apply_terraform(self) -> dict:
+        from infrastructure.terraform import Interrupted
+
+        tf = self.p["terraform"]
+        self.ctx.log.info(
+            "terraform apply of the DR stack: workspace %s, var file %s.", tf["workspace"], tf["var_file"]
+        )
+        try:
+            stack = drterraform.DRStack(
+                tf, on_line=self.terraform_line, add_secret=self.ctx.add_secret, should_stop=self.should_stop
+            )
+            summary = stack.apply()
+        except drterraform.DRTerraformError as exc:
+            raise StepFailed(str(exc)) from None
+        except Interrupted:
+            self.ctx.log.warning("Terraform stopped gracefully; its state records what was applied.")
+            raise Canceled() from None
+        counts = (summary["add"], summary["change"], summary["destroy"])
+        self.ctx.log.info("DR stack applied: %s added, %s changed, %s destroyed.", *counts)
+        return {"workspace": tf["workspace"], "var_file": tf["var_file"], **summary}
+
+    def should_stop(self) -> bool:
+        return Run.objects.filter(pk=self.ctx.run.pk, cancel_requested=True).exists()
+
+    def terraform_line(self, line: str) -> None:
+        from infrastructure.terraform import parse_json_line
+
+        event = parse_json_line(line)
+        if event is None:
+            if line.strip():
+                self.ctx.log.info("%s", line)
+            return
+        level = {"error": "error", "warn": "warning", "warning": "warning"}.get(event.get("@level", ""), "info")
+        data = {key: event[key] for key in ("type", "hook", "change", "changes", "diagnostic") if key in event}
+        getattr(self.ctx.log, level)("%s", event.get("@message", ""), extra={"data": data})
 
     def smoke(self, url: str) -> bool:
         failures = ecs.smoke_test([{"url": url, "expected_status": 200}])
@@ -211,7 +268,9 @@ def drill(ctx: RunContext) -> dict:
     try:
         snapshot = job.step(SNAPSHOT, "snapshot", job.find_snapshot)
         job.step(RESTORE, "restore", lambda: job.restore(instance, snapshot["identifier"]))
-        job.step(SERVICE, "service", lambda: job.bring_up(_drill_service(job, service)))
+        if p.get("terraform"):
+            ctx.log.info("A drill does not apply Terraform: it would change the standing DR stack.")
+        job.step(SERVICE, "service", lambda: job.bring_up(_drill_service(job, service), terraform=False))
         job.step(SMOKE, "smoke", lambda: job.smoke(p["dr_smoke_url"]))
         job.step(DRILL_DNS, "dns", lambda: job.switch(p["drill_record_name"], p["dr_target"]))
         with ctx.step(MEASURE):

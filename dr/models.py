@@ -6,9 +6,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
+
+
+def validate_relative_path(value: str) -> None:
+    if value.startswith("/") or ".." in value.split("/"):
+        raise ValidationError("Use a path inside the environment's Terraform directory.")
 
 
 class Operation(models.TextChoices):
@@ -56,7 +62,16 @@ class DRPlan(models.Model):
     dr_smoke_url = models.CharField(max_length=300, help_text="An URL of the DR load balancer that must answer 200.")
     primary_smoke_url = models.CharField(max_length=300, blank=True, help_text="Checked before a failback.")
     terraform_var_file = models.CharField(
-        max_length=200, blank=True, help_text="e.g. environments/dr.tfvars (not applied by the failover yet)."
+        max_length=200,
+        blank=True,
+        validators=[validate_relative_path],
+        help_text="e.g. env/dr.tfvars, in the environment's Terraform workspace directory. When set (and the "
+        "environment has a Terraform workspace) readiness plans the DR stack with it and a failover applies it.",
+    )
+    terraform_workspace = models.CharField(
+        max_length=90,
+        blank=True,
+        help_text="The Terraform workspace of the DR stack; empty: the environment's workspace name + '-dr'.",
     )
 
     rpo_minutes = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])

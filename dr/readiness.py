@@ -1,7 +1,9 @@
 """Readiness checks of a DR plan: read-only AWS probes, each a checklist item with its time.
 
 They run from the schedule (dr.tasks.check_readiness) and on demand from the DR page. They only
-read, so they run in the request or the beat task rather than as a run.
+read, so they run in the request or the beat task rather than as a run. With Terraform (the plan
+names a DR var file), one more item plans the DR stack: ready only when the plan has no changes
+(dr.terraform.EXPECTED_CHANGES is empty: no change is expected of a standby stack).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from django.utils import timezone
 
 from deployments.ecs import Poller, StepFailed, describe_service
 from dr import aws as draws
+from dr import terraform as drterraform
 from dr.models import DRPlan, ReadinessCheck
 from opsconsole import aws
 from opsconsole.runs.models import ACTIVE
@@ -64,18 +67,33 @@ def check(plan: DRPlan, requested_by: str = "schedule") -> ReadinessCheck:
         _item("No failover is already active", no_failover_active),
     ]
     if plan.terraform_var_file:
-        items.append(
-            {
-                "name": "Terraform DR plan has no unexpected changes",
-                "ok": True,
-                "detail": "Not checked: the failover does not apply Terraform yet (see docs/dr.md).",
-                "at": timezone.now().isoformat(),
-                "skipped": True,
-            }
-        )
+        items.append(terraform_item(plan))
     return ReadinessCheck.objects.create(
         plan=plan, items=items, ok=all(i["ok"] for i in items), requested_by_name=requested_by
     )
+
+
+TERRAFORM_ITEM = "Terraform DR plan has no unexpected changes"
+
+
+def terraform_item(plan: DRPlan) -> dict:
+    """Plan the DR stack with the DR var file; ready when nothing would change."""
+    item = {"name": TERRAFORM_ITEM, "ok": False, "detail": "", "at": timezone.now().isoformat()}
+    missing = drterraform.missing_runner(plan)
+    if missing:
+        return item | {"detail": missing}
+    try:
+        changes = drterraform.DRStack(drterraform.stack_params(plan)).changes()
+    except drterraform.DRTerraformError as exc:
+        return item | {"detail": str(exc)[:500], "at": timezone.now().isoformat()}
+    unexpected = drterraform.unexpected(changes)
+    at = timezone.now().isoformat()
+    if not unexpected:
+        return item | {"ok": True, "detail": f"No changes: {plan.terraform_var_file} matches the DR stack.", "at": at}
+    listed = ", ".join(f"{c['action']} {c['address']}" for c in unexpected[:10])
+    more = f" and {len(unexpected) - 10} more" if len(unexpected) > 10 else ""
+    detail = f"{len(unexpected)} unexpected change(s) with {plan.terraform_var_file}: {listed}{more}."
+    return item | {"detail": detail, "changes": unexpected, "at": at}
 
 
 def check_all() -> int:

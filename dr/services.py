@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments.approvals import Refused, expire_if_due, vote
+from dr import terraform as drterraform
 from dr.guard import guarded_launch
 from dr.models import RUN_KINDS, DROperation, DRPlan, Operation, Site
 from opsconsole.access.models import Action, ApiToken
@@ -118,9 +119,10 @@ def _launch(plan: DRPlan, principal, operation: str, reason: str, resumes: DROpe
         "reason": reason,
         "release": {"id": live.pk, "tag": live.tag, "image": live.image} if live else None,
         "resumes_run": resumes.run_id if resumes else None,
+        "terraform": drterraform.stack_params(plan),
     }
     if isinstance(principal, ApiToken):
-        params["token_owner"] = principal.created_by.get_username()
+        params["requested_for"] = principal.created_by.get_username()
     with transaction.atomic(), guarded_launch():
         run = launch(
             RUN_KINDS[operation],

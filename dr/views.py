@@ -70,6 +70,7 @@ def dr_page(request):
     for plan in plans:
         operations = list(plan.operations.select_related("run").order_by("-id")[:15])
         can_dr = allowed(request.user, Action.DR, plan.environment)
+        active = next((op for op in operations if op.run.is_active), None)
         cards.append(
             {
                 "plan": plan,
@@ -78,7 +79,8 @@ def dr_page(request):
                 "pending": [
                     (op, approval_deadline(op.run)) for op in operations if op.run.status == Status.AWAITING_APPROVAL
                 ],
-                "active": next((op for op in operations if op.run.is_active), None),
+                "active": active,
+                "waiting": services.lock_wait_note(active.run) if active and active.run.status == Status.QUEUED else "",
                 "can_dr": can_dr,
                 "failed_over": plan.active_site == Site.DR,
                 "chart": drill_chart(plan),

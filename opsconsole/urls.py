@@ -9,6 +9,7 @@ from backups import views as backup_views
 from deployments import api as deployment_api
 from deployments import delivery
 from deployments import views as deployment_views
+from dr import api as dr_api
 from dr import views as dr_views
 from infrastructure import views as infrastructure
 from opsconsole import metrics
@@ -72,6 +73,13 @@ urlpatterns = [
     path("api/v1/environments/<slug:name>/deploy", deployment_api.deploy, name="api_deploy"),
     path("api/v1/environments/<slug:name>/rollback", deployment_api.rollback, name="api_rollback"),
     path("api/v1/releases", deployment_api.releases, name="api_releases"),
+    path("api/v1/dr", dr_api.plans, name="api_dr_plans"),
+    path("api/v1/dr/<slug:name>", dr_api.plan_detail, name="api_dr_plan"),
+    path("api/v1/dr/<slug:name>/operations", dr_api.operations, name="api_dr_operations"),
+    path("api/v1/dr/<slug:name>/failover", dr_api.failover, name="api_dr_failover"),
+    path("api/v1/dr/<slug:name>/drill", dr_api.drill, name="api_dr_drill"),
+    path("api/v1/dr/<slug:name>/failback", dr_api.failback, name="api_dr_failback"),
+    path("api/v1/dr/<slug:name>/runs/<int:run_id>/decide", dr_api.decide, name="api_dr_decide"),
     path("api/v1/runs", runs_api.runs, name="api_runs"),
     path("api/v1/runs/<int:run_id>", runs_api.run_detail, name="api_run"),
     path("api/v1/runs/<int:run_id>/events", runs_api.run_events, name="api_run_events"),

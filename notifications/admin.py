@@ -17,6 +17,11 @@ class ChannelForm(forms.ModelForm):
     class Meta:
         model = Channel
         fields = ["environment", "name", "kind", "enabled", "events", "secret", "recipients"]
+        labels = {"secret": "Secret reference"}
+        widgets = {
+            "secret": forms.TextInput(attrs={"size": 60, "placeholder": "env:SLACK_WEBHOOK_URL"}),
+            "recipients": forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        }
 
 
 @admin.register(Channel)
@@ -49,9 +54,8 @@ class DeliveryAdmin(admin.ModelAdmin):
         "environment",
         "event",
         "channel_name",
-        "channel_kind",
         "status",
-        "attempt_count",
+        "attempts_made",
     ]
     list_filter = ["environment", "status", "event", "channel_kind"]
     search_fields = ["summary", "channel_name"]
@@ -73,6 +77,10 @@ class DeliveryAdmin(admin.ModelAdmin):
         "payload",
     ]
     fields = readonly_fields
+
+    @admin.display(description="attempts", ordering="attempt_count")
+    def attempts_made(self, delivery: Delivery) -> int:
+        return delivery.attempt_count
 
     def has_add_permission(self, request) -> bool:
         return False

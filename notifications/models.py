@@ -127,7 +127,7 @@ class DeliveryAttempt(models.Model):
         constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="unique_delivery_attempt")]
 
     def __str__(self) -> str:
-        return f"attempt {self.number} of delivery #{self.delivery_id}"
+        return f"attempt {self.number}"
 
     @property
     def succeeded(self) -> bool:

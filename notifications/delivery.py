@@ -34,7 +34,9 @@ def notify(event: str, environment, **facts) -> list[int]:
     Called from wherever things happen; inside a transaction the deliveries are queued when it
     commits (and vanish with it if it rolls back)."""
     try:
-        return _notify(event, environment, facts)
+        # A savepoint: if recording fails, the caller's own transaction stays usable.
+        with transaction.atomic():
+            return _notify(event, environment, facts)
     except Exception:
         logger.exception("notification %s for %s could not be recorded", event, getattr(environment, "name", "?"))
         return []
@@ -53,28 +55,27 @@ def _notify(event_code: str, environment, facts: dict) -> list[int]:
     at = sending.utc_timestamp(now)
     summary = event.summary(name, facts)
     ids = []
-    with transaction.atomic():
-        for channel in channels:
-            if channel.kind == Kind.SLACK:
-                payload = messages.slack(event, name, facts, summary, at)
-            elif channel.kind == Kind.PAGERDUTY:
-                payload = messages.pagerduty(event, name, facts, summary, at, conf.base_url())
-            else:
-                payload = messages.email(event, name, facts, summary, at)
-            delivery = Delivery.objects.create(
-                channel=channel,
-                channel_name=channel.name,
-                channel_kind=channel.kind,
-                environment=environment,
-                event=event_code,
-                summary=summary[:500],
-                facts=facts,
-                payload=payload,
-                next_attempt_at=now,
-                created_at=now,
-            )
-            ids.append(delivery.pk)
-        transaction.on_commit(lambda: [enqueue(pk) for pk in ids])
+    for channel in channels:
+        if channel.kind == Kind.SLACK:
+            payload = messages.slack(event, name, facts, summary, at)
+        elif channel.kind == Kind.PAGERDUTY:
+            payload = messages.pagerduty(event, name, facts, summary, at, conf.base_url())
+        else:
+            payload = messages.email(event, name, facts, summary, at)
+        delivery = Delivery.objects.create(
+            channel=channel,
+            channel_name=channel.name,
+            channel_kind=channel.kind,
+            environment=environment,
+            event=event_code,
+            summary=summary[:500],
+            facts=facts,
+            payload=payload,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        ids.append(delivery.pk)
+    transaction.on_commit(lambda: [enqueue(pk) for pk in ids])
     return ids
 
 

@@ -6,6 +6,7 @@ from unittest import mock
 
 import pytest
 from django.core import mail
+from django.db import connection, transaction
 
 from backups.models import BackupPolicy, Kind
 from backups.services import request_backup
@@ -178,3 +179,19 @@ def test_notify_never_raises_into_its_caller(staging, notify_settings, caplog):
     with mock.patch("notifications.delivery.Delivery.objects.create", side_effect=RuntimeError("database gone")):
         assert notify("deploy.failed", staging, run=1) == []
     assert "could not be recorded" in caplog.text
+
+
+def test_a_database_error_inside_notify_leaves_the_callers_transaction_usable(staging, notify_settings):
+    slack_channel(staging, ["deploy.failed"])
+
+    def broken_insert(**fields):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM no_such_table")
+
+    with transaction.atomic():
+        with mock.patch("notifications.delivery.Delivery.objects.create", side_effect=broken_insert):
+            assert notify("deploy.failed", staging, run=1) == []
+        assert Run.objects.count() == 0  # the caller's transaction carries on
+        Run.objects.create(kind="maintenance.selftest", environment=staging)
+    assert Run.objects.count() == 1
+    assert delivered(staging) == []

@@ -11,6 +11,7 @@ import threading
 import time
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -33,16 +34,38 @@ _sessions: dict[tuple[str, str], tuple[boto3.Session, float]] = {}
 _lock = threading.Lock()
 
 
+_loader = None
+_loader_lock = threading.Lock()
+
+
+def _new_session(**kwargs) -> boto3.Session:
+    """A fresh session (credentials and configuration read now, as ever) that shares one loader
+    of AWS's service models with every other: reading them from disk made each new client cost
+    ~0.2 s, which a deploy paid for every client it made (bench/orchestration.py)."""
+    global _loader
+    core = botocore.session.get_session()
+    with _loader_lock:
+        if _loader is None:
+            _loader = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", _loader)
+        session = boto3.Session(botocore_session=core, **kwargs)
+        # boto3 adds its own data folder to the loader's search path at every session: once will do.
+        paths = _loader.search_paths
+        paths[:] = list(dict.fromkeys(paths))
+    return session
+
+
 def _session(region: str, role_arn: str = "") -> boto3.Session:
     if not role_arn:
-        return boto3.Session(region_name=region)
+        return _new_session(region_name=region)
     with _lock:
         cached = _sessions.get((region, role_arn))
         if cached and cached[1] > time.time() + 300:
             return cached[0]
-        sts = boto3.Session(region_name=region).client("sts", config=RETRY_CONFIG)
+        sts = _new_session(region_name=region).client("sts", config=RETRY_CONFIG)
         creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="opsconsole")["Credentials"]
-        session = boto3.Session(
+        session = _new_session(
             region_name=region,
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],

@@ -38,6 +38,7 @@ class DRPlanAdmin(AuditedAdmin):
                     "dr_smoke_url",
                     "primary_smoke_url",
                     "terraform_var_file",
+                    "terraform_workspace",
                 ]
             },
         ),

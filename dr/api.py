@@ -23,11 +23,9 @@ from opsconsole.access.permissions import allowed, principal_of, visible_environ
 from opsconsole.access.sudo import in_sudo_mode
 from opsconsole.api import BadRequest, error, json_body
 from opsconsole.api import api_endpoint as endpoint
-from opsconsole.audit.log import record
-from opsconsole.audit.models import Outcome
 from opsconsole.runs.api import enforce_csrf_for_session, run_json
 from opsconsole.runs.models import Run
-from opsconsole.runs.services import NotPermitted, principal_name
+from opsconsole.runs.services import NotPermitted
 from opsconsole.ui.pagination import keyset_page, parse_int
 
 # Refusals the state causes (409); the rest are bad input (400), but self-approval (403).
@@ -168,15 +166,7 @@ def _guarded(request, plan: DRPlan, operation: str, act):
         return act(principal, json_body(request))
     except (services.Refused, BadRequest, NotPermitted) as exc:
         code = getattr(exc, "code", "forbidden")
-        record(
-            f"dr.{operation}.refused",
-            actor=services.person_of(principal),
-            actor_name=principal_name(principal),
-            target=f"dr_plan:{plan.pk}",
-            environment=plan.environment.name,
-            details={"code": code, "error": str(exc)},
-            outcome=Outcome.DENIED,
-        )
+        services.record_refusal(plan, principal, operation, exc)
         if isinstance(exc, NotPermitted) or code == "self_approval":
             return error(403, str(exc), code)
         return error(409 if code in CONFLICT_CODES else 400, str(exc), code)

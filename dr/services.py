@@ -25,6 +25,7 @@ from dr.models import RUN_KINDS, DROperation, DRPlan, Operation, Site
 from opsconsole.access.models import Action, ApiToken
 from opsconsole.access.permissions import allowed
 from opsconsole.audit.log import record
+from opsconsole.audit.models import Outcome
 from opsconsole.runs.context import append_event
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue
 from opsconsole.runs.models import ACTIVE, EnvironmentLock, Level, Run, Status
@@ -249,6 +250,20 @@ def refuse_changes_while_failed_over(environment) -> None:
             f"returns it to {plan.primary_region}.",
             "failed_over",
         )
+
+
+def record_refusal(plan: DRPlan, principal, operation: str, refusal: Exception) -> None:
+    """Audit a refused DR request or vote (past the permission check): the attempt on the most
+    dangerous button is kept, though it changed nothing else."""
+    record(
+        f"dr.{operation}.refused",
+        actor=person_of(principal),
+        actor_name=principal_name(principal),
+        target=f"dr_plan:{plan.pk}",
+        environment=plan.environment.name,
+        details={"code": getattr(refusal, "code", "forbidden"), "error": str(refusal)},
+        outcome=Outcome.DENIED,
+    )
 
 
 def resume(operation: DROperation, principal) -> Run:

@@ -45,6 +45,9 @@ def test_a_mistyped_name_is_refused_on_the_page_and_changes_nothing(users, plan)
     response = client.post("/dr/staging/failover/", {"reason": "down", "confirm": "production"}, follow=True)
     assert "Type the environment&#x27;s name, staging, exactly" in response.content.decode()
     assert not Run.objects.exists()
+    refused = AuditEvent.objects.get(action="dr.failover.refused")  # the attempt is kept
+    assert refused.outcome == "denied" and refused.details["code"] == "name_mismatch"
+    assert refused.actor == users["dr_operator"]
 
 
 def test_a_request_and_an_approval_through_the_pages(users, plan):  # noqa: F811

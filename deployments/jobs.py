@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 
 from deployments import ecs, prometheus
@@ -107,6 +108,8 @@ class Deploy:
             raise RunFailed(
                 str(failure) if "not touched" in str(failure) else f"{failure} Nothing was changed on the service."
             ) from None
+        except (ClientError, BotoCoreError) as failure:  # throttled or unreachable even after the retries
+            raise RunFailed(f"AWS call failed after retries: {failure}. Nothing was changed on the service.") from None
 
         # From here on the service is changing: every failure rolls back.
         try:
@@ -256,6 +259,10 @@ class Deploy:
                     raise StepFailed("Smoke test of the idle colour failed: " + "; ".join(failures))
         except StepFailed as failure:
             raise RunFailed(f"{failure} Traffic still goes to {live}; nothing was shifted.") from None
+        except (ClientError, BotoCoreError) as failure:
+            raise RunFailed(
+                f"AWS call failed after retries: {failure}. Traffic still goes to {live}; nothing was shifted."
+            ) from None
 
         try:
             for percent in steps:

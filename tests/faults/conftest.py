@@ -29,6 +29,7 @@ from django.db import connection
 from django.test import Client
 
 from opsconsole.access.models import Role, RoleBinding
+from tests.deployments.conftest import releases, sandbox_endpoint, stack, staging_aws  # noqa: F401 (fixtures)
 from tests.integration.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -378,13 +379,13 @@ def private(private_services, django_db_blocker, settings):
     settings.RUN_HEARTBEAT_SECONDS = HEARTBEAT_SECONDS
     settings.RUN_LOST_AFTER_SECONDS = LOST_AFTER_SECONDS
     settings.RUN_RESEND_AFTER_SECONDS = RESEND_AFTER_SECONDS
-    stack = Private(private_services)
+    private_stack = Private(private_services)
     with django_db_blocker.unblock():
         try:
             app.control.purge()
-            yield stack
+            yield private_stack
         finally:
-            stack.stop_all()
+            private_stack.stop_all()
             connection.close()
             connection.settings_dict.update(saved_db)
             app.conf.broker_url = saved_broker

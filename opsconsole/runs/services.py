@@ -6,6 +6,7 @@ commit. Every user-caused error raises LaunchRefused with a clear message and ch
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from opsconsole.access.permissions import allowed
@@ -21,8 +22,9 @@ class LaunchRefused(Exception):
     """A run could not be started; the message says why, for the user."""
 
 
-class NotPermitted(LaunchRefused):
-    """The principal may not do this (an API answers 403 rather than 400)."""
+class NotPermitted(PermissionDenied):
+    """The principal may not do this: a page and the API answer 403. Deliberately not a
+    LaunchRefused, so a view that shows a refusal as a message does not turn it into a redirect."""
 
 
 def principal_name(principal) -> str:

@@ -26,7 +26,7 @@ def test_a_viewer_sees_the_page_but_cannot_back_up(users, pg_policy):
     client = client_for(users["viewer"])
     page = client.get("/backups/")
     assert page.status_code == 200 and b"Backup now" not in page.content
-    assert client.post(f"/backups/policies/{pg_policy.pk}/run/").status_code == 302
+    assert client.post(f"/backups/policies/{pg_policy.pk}/run/").status_code == 403
     assert not Run.objects.exists() and not Backup.objects.exists()
 
 

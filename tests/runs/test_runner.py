@@ -5,7 +5,7 @@ import pytest
 from opsconsole.audit.models import AuditEvent
 from opsconsole.runs import runner
 from opsconsole.runs.models import EnvironmentLock, Run, Status
-from opsconsole.runs.services import LaunchRefused, cancel, launch
+from opsconsole.runs.services import LaunchRefused, NotPermitted, cancel, launch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -156,6 +156,6 @@ def test_bad_parameters_are_refused_and_change_nothing(users):
 
 
 def test_a_user_without_the_role_cannot_start_a_run(users, staging):
-    with pytest.raises(LaunchRefused, match="permission"):
+    with pytest.raises(NotPermitted, match="permission"):
         launch("maintenance.selftest", principal=users["viewer"], environment=staging, params={"lines": 1})
     assert not Run.objects.exists()

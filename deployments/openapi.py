@@ -112,6 +112,7 @@ DOCUMENT = {
                 "responses": {
                     "202": _json({"$ref": "#/components/schemas/Run"}, "The run was created"),
                     "409": _json(ERROR, "Locked, frozen, failed over to DR, or another run is active"),
+                    "404": _json(ERROR, "The name cannot be an environment's (an unknown one is a 400)"),
                     **ERRORS,
                 },
             }
@@ -124,6 +125,7 @@ DOCUMENT = {
                 "responses": {
                     "202": _json({"$ref": "#/components/schemas/Run"}, "The run was created"),
                     "409": _json(ERROR, "Locked, frozen, failed over to DR, busy, or not a good release"),
+                    "404": _json(ERROR, "The name cannot be an environment's (an unknown one is a 400)"),
                     **ERRORS,
                 },
             }

@@ -7,6 +7,7 @@ import json
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
 
 from opsconsole.access.permissions import principal_of
 
@@ -36,6 +37,15 @@ STATUS_CODES = {
 def error(status: int, message: str, code: str = "") -> JsonResponse:
     """Every API error: {"error": message, "code": a stable machine-readable reason}."""
     return JsonResponse({"error": message, "code": code or STATUS_CODES.get(status, "error")}, status=status)
+
+
+def not_found(request, exception=None):
+    """The 404 handler (urls.handler404): JSON under /api/, where a path that matches no route
+    (a run id that is not a number, a name with characters no environment has) is still an API
+    answer; the ordinary page everywhere else."""
+    if request.path.startswith("/api/"):
+        return error(404, "Not found.")
+    return page_not_found(request, exception)
 
 
 def _depth(value, level: int = 0) -> int:

@@ -17,6 +17,9 @@ from opsconsole.audit import views as audit
 from opsconsole.runs import api as runs_api
 from opsconsole.ui import views as ui
 
+# Under /api/ a path no route matches answers JSON, like every other API error.
+handler404 = "opsconsole.api.not_found"
+
 urlpatterns = [
     path("", ui.home, name="home"),
     path("login/", ui.LoginView.as_view(), name="login"),

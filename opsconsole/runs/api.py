@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from deployments.models import Environment
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import principal_of, require, visible_environment_ids
-from opsconsole.api import BadRequest, api_endpoint, json_body
+from opsconsole.api import BadRequest, api_endpoint, error, json_body
 from opsconsole.runs.models import Run, Status
 from opsconsole.runs.services import LaunchRefused, NotPermitted, cancel, launch
 from opsconsole.ui.pagination import keyset_page, parse_int
@@ -103,7 +103,7 @@ def run_cancel(request, run_id: int):
     except NotPermitted as exc:
         raise PermissionDenied(str(exc)) from None
     except LaunchRefused as exc:
-        return JsonResponse({"error": str(exc)}, status=409)
+        return error(409, str(exc), "already_ended")
     run.refresh_from_db()
     return JsonResponse(run_json(run), status=202)
 

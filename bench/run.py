@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Row, format_table, machine  # noqa: E402
 
-MODULES = ["history", "click_to_running", "audit", "orchestration", "live_log", "load", "backups"]
-DJANGO_MODULES = {"history", "click_to_running", "audit", "orchestration", "live_log", "load"}
+MODULES = ["delivery", "history", "click_to_running", "audit", "orchestration", "live_log", "load", "backups"]
+DJANGO_MODULES = {"delivery", "history", "click_to_running", "audit", "orchestration", "live_log", "load"}
 
 # Sizes: (full, --quick). Each can be set on the command line.
 SIZES = {

@@ -33,10 +33,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from deployments.models import Deployment, DeploymentKind, Environment
-from deployments.services import DEPLOY_KINDS
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import require, visible_environment_ids
-from opsconsole.runs.models import Run, Status
+from opsconsole.runs.models import Status
 from opsconsole.ui import charts
 from opsconsole.ui.pagination import parse_int
 
@@ -87,15 +86,18 @@ def medians(queryset: QuerySet, value, groups: list[str]) -> dict[tuple, dt.time
     middle = (
         queryset.annotate(_value=value)
         .annotate(
-            _rank=Window(RowNumber(), partition_by=partition, order_by=F("_value").asc()),
-            _count=Window(Count("pk"), partition_by=partition),
+            # Empty values (a failure not restored yet) rank last and are not counted, so the
+            # middle is taken among the known values without a WHERE that would compute them twice.
+            _rank=Window(RowNumber(), partition_by=partition, order_by=F("_value").asc(nulls_last=True)),
+            _count=Window(Count("_value"), partition_by=partition),
         )
         .filter(_rank__gte=(F("_count") + 1) / 2, _rank__lte=(F("_count") + 2) / 2)
         .values_list(*groups, "_value")
     )
     found: dict[tuple, list[dt.timedelta]] = defaultdict(list)
     for *key, amount in middle:
-        found[tuple(as_date(k) for k in key)].append(amount)
+        if amount is not None:  # a group with no known value at all
+            found[tuple(as_date(k) for k in key)].append(amount)
     return {key: sum(amounts, dt.timedelta()) / len(amounts) for key, amounts in found.items()}
 
 
@@ -153,14 +155,19 @@ def counted_deploys(env_ids: set[int] | None, period: Period) -> QuerySet:
 
 
 def restored_at() -> Subquery:
-    """When the environment was next healthy after this deploy: the next successful deploy or rollback."""
-    later = Run.objects.filter(
-        environment=OuterRef("environment_id"),
-        kind__in=DEPLOY_KINDS,
-        status=Status.SUCCEEDED,
-        finished_at__gt=OuterRef("run__finished_at"),
-    ).order_by("finished_at")
-    return Subquery(later.values("finished_at")[:1])
+    """When the environment was next healthy after this deploy: the next successful deploy or rollback.
+
+    Deploys and rollbacks in one environment never overlap (a new one is refused while another is
+    active), so "next" in time is "next" by id: the search walks the (environment, -id) index
+    forward from the failure and stops at the first success, instead of scanning the history.
+    """
+    later = Deployment.objects.filter(
+        environment_id=OuterRef("environment_id"),
+        pk__gt=OuterRef("pk"),
+        run__status=Status.SUCCEEDED,
+        run__finished_at__gt=OuterRef("run__finished_at"),
+    ).order_by("pk")
+    return Subquery(later.values("run__finished_at")[:1])
 
 
 def delivery_report(env_ids: set[int] | None, period: Period) -> Report:
@@ -177,11 +184,10 @@ def delivery_report(env_ids: set[int] | None, period: Period) -> Report:
     lead = ExpressionWrapper(F("run__finished_at") - F("release__created_at"), output_field=DurationField())
     succeeded = deploys.filter(run__status=Status.SUCCEEDED)
     restore = ExpressionWrapper(F("restored") - F("run__finished_at"), output_field=DurationField())
-    restored = failures.exclude(restored=None)
     lead_weekly = medians(succeeded, lead, ["environment_id", "week"])
     lead_total = medians(succeeded, lead, ["environment_id"])
-    restore_weekly = medians(restored, restore, ["environment_id", "week"])
-    restore_total = medians(restored, restore, ["environment_id"])
+    restore_weekly = medians(failures, restore, ["environment_id", "week"])
+    restore_total = medians(failures, restore, ["environment_id"])
 
     report = Report(period)
     by_env: dict[int, EnvironmentDelivery] = {}

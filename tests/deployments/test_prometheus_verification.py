@@ -26,6 +26,7 @@ from deployments.admin import EnvironmentForm
 from deployments.models import Environment
 from deployments.services import request_deploy, request_rollback
 from opsconsole.runs.models import EnvironmentLock, Status
+from tests.conftest import client_for
 
 from .conftest import free_port, wire
 from .test_rolling_deploy import service_image
@@ -366,3 +367,14 @@ def test_the_setting_is_the_url_when_the_environment_names_none(staging, setting
     # The server is not reachable from here: the shape is enough; every deploy asks it again.
     assert form.is_valid(), form.errors
     assert form.save().prometheus_endpoint == settings.PROMETHEUS_URL
+
+
+@pytest.mark.django_db
+def test_the_admin_page_has_the_prometheus_fields(users, staging):
+    response = client_for(users["superuser"]).get(f"/admin/deployments/environment/{staging.pk}/change/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Verification by Prometheus" in html
+    for name in ("prometheus_url", "prometheus_query", "prometheus_threshold", "prometheus_comparison"):
+        assert f'name="{name}"' in html
+    assert "Roll back when the value is below the threshold" in html

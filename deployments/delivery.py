@@ -238,7 +238,9 @@ def delivery_charts(report: Report) -> list[dict]:
         {
             "title": "Deploy frequency",
             "note": "successful deploys per week",
-            "chart": charts.chart(labels, series("bar", lambda m: m.deploys), fmt=charts.fmt_count),
+            "chart": charts.chart(
+                labels, series("bar", lambda m: m.deploys), fmt=charts.fmt_count, nice=charts.nice_count
+            ),
         },
         {
             "title": "Lead time for changes",

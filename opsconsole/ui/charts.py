@@ -92,6 +92,14 @@ def nice_hours(value: float, ticks: int = 4) -> float:
     return nice_ceiling(value)
 
 
+def nice_count(value: float, ticks: int = 4) -> float:
+    """An axis maximum for whole numbers: `ticks` steps of 1, 2 or 5 x 10^k."""
+    step = 1
+    while step * ticks < value:
+        step = next(m * 10**e for e in range(12) for m in (1, 2, 5) if m * 10**e > step)
+    return step * ticks
+
+
 def nice_bytes(value: float, ticks: int = 4) -> float:
     """An axis maximum in bytes that is a round number of KB, MB, GB or TB."""
     unit = 1

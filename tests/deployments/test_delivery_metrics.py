@@ -255,3 +255,37 @@ def test_the_sandbox_demo_history_fills_the_page_once(staging, production):
     assert envs["production"].total.restore_time is not None
     (history,) = backup_history(None, Period(180, NOW))
     assert history.weeks_over_rpo >= 1  # the made-up outage
+
+
+# --- Chart geometry (opsconsole/ui/charts.py) -----------------------------------------------------
+
+
+def test_a_line_breaks_where_a_week_has_no_value_and_bars_sit_on_the_axis():
+    from opsconsole.ui import charts
+
+    drawn = charts.chart(
+        ["a", "b", "c", "d"],
+        [charts.Series("lead", [1, None, 3, 4]), charts.Series("deploys", [0, 2, None, 4], "bar", index=1)],
+        width=252,
+        height=134,
+        nice=charts.nice_count,
+    )
+    line, bars = drawn.series
+    assert len(line.segments) == 2 and len(line.points) == 3  # "a" alone, then "c"-"d"
+    assert [bar.label for bar in bars.bars] == ["0", "2", "4"]
+    bottom = drawn.plot_bottom
+    assert all(bar.y + bar.h == pytest.approx(bottom) for bar in bars.bars)
+    assert bars.bars[-1].y == drawn.plot_top  # 4 is the top of the axis
+    assert [label for _, label in drawn.gridlines] == ["0", "1", "2", "3", "4"]
+    assert charts.chart(["a"], [charts.Series("x", [None])]).empty
+
+
+def test_axis_tops_read_as_round_durations_and_sizes():
+    from opsconsole.ui import charts
+
+    assert [charts.nice_count(v) for v in (0, 3, 4, 6, 9, 38)] == [4, 4, 4, 8, 20, 40]
+    assert charts.nice_hours(19) == 24 and charts.nice_hours(50) == 96
+    assert charts.nice_hours(0.3) == pytest.approx(1 / 3)  # 5-minute steps
+    assert [charts.fmt_hours(v) for v in (0, 0.5, 6, 24, 36, 96)] == ["0", "30m", "6h", "1d", "1.5d", "4d"]
+    assert charts.nice_bytes(477 * 2**20) == 500 * 2**20
+    assert charts.fmt_bytes(500 * 2**20) == "500 MB" and charts.fmt_bytes(512) == "512 B"

@@ -19,6 +19,9 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection, transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -31,7 +34,7 @@ from dr.models import DROperation, DRPlan
 from infrastructure.models import Plan, Workspace
 from opsconsole.access.models import Action, ApiToken
 from opsconsole.runs.models import Run, Status
-from tests.conftest import PASSWORD, client_for
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -366,18 +369,26 @@ _handler = Client().handler
 
 def client_of(principal: str, world) -> tuple[Client, dict]:
     client, headers = Client(), {}
+    client.handler = _handler
     if principal.startswith("token:"):
         headers = {"HTTP_AUTHORIZATION": f"Bearer {world['tokens'][principal]}"}
     elif principal != "anonymous":
-        client = client_for(world["users"][principal])
-    client.handler = _handler
-    if principal == "anonymous" or principal.startswith("token:"):
-        return client, headers
-    # In sudo mode, so a refusal comes from the permission check, not from the password prompt.
-    session = client.session
-    session["sudo_until"] = time.time() + 300
-    session.save()
-    return client, {}
+        # A signed-in session made directly (Client.force_login would also run the sign-in
+        # signals, audit included, for every principal of every case), in sudo mode, so a
+        # refusal comes from the permission check, not from the password prompt.
+        user = world["users"][principal]
+        session = SessionStore()
+        session.update(
+            {
+                SESSION_KEY: str(user.pk),
+                BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+                HASH_SESSION_KEY: user.get_session_auth_hash(),
+                "sudo_until": time.time() + 300,
+            }
+        )
+        session.save()
+        client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
+    return client, headers
 
 
 def body_for(path: str, world) -> dict:
@@ -501,7 +512,7 @@ def cases():
 
 
 @pytest.mark.parametrize(("route", "method"), list(cases()))
-def test_only_the_allowed_principals_get_through(world, route, method, settings, monkeypatch):
+def test_only_the_allowed_principals_get_through(world, route, method, monkeypatch):
     # Any AWS call an allowed request makes fails at once, on a closed local port.
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "matrix")

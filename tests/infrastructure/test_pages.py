@@ -38,7 +38,7 @@ def test_the_page_shows_the_plan_grouped_by_action_and_who_planned_and_approved(
 
 def test_a_viewer_cannot_plan_from_the_page(users, workspace):
     response = client_for(users["viewer"]).post("/infrastructure/staging/plan/")
-    assert response.status_code == 302
+    assert response.status_code == 403
     assert not Run.objects.exists()
 
 

@@ -22,7 +22,7 @@ from deployments import ecr
 from deployments.models import Environment, Release, Strategy, Tier
 from opsconsole.access.models import ApiToken, Role, RoleBinding, hash_token
 from sandbox.bootstrap import DR_REGION, REGION, REPOSITORY, TAGS, Stack
-from sandbox.history import seed_history
+from sandbox.history import seed_backup_history, seed_deploy_history
 
 DEMO_USERS = {
     "vera": Role.VIEWER,
@@ -158,12 +158,15 @@ def seed(stack: Stack, var_dir: Path, console_url: str) -> Demo:
             ),
         )
 
+    # First start only: the Delivery page's past. Before the sync, so the real releases are the
+    # newest (the deploy form lists the newest first).
+    seed_deploy_history(stack.repository_uri)
     ecr.sync(ci, [(REGION, REPOSITORY)])
     # The sandbox AWS starts afresh on every start, running the first tag everywhere.
     first = Release.objects.filter(tag=TAGS[0], digest=stack.images[TAGS[0]]).first()
     Environment.objects.filter(name__in=stack.environments).update(live_release=first, live_color="blue")
     seed_backup_policies(stack)
-    seed_history(stack.repository_uri)  # first start only: the Delivery page's past
+    seed_backup_history()
     seed_dr_plans(stack, health)
     seed_terraform_workspaces()
     return Demo(password=password, token=token)

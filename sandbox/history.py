@@ -23,14 +23,24 @@ DAYS = 180
 NOTE = "Demo history: a past run made up by the sandbox so the Delivery page has something to show."
 
 
-def seed_history(repository: str, now: datetime | None = None) -> None:
-    now = (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
+def _hour(now: datetime | None) -> datetime:
+    return (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
+
+
+def seed_deploy_history(repository: str, now: datetime | None = None) -> None:
+    """Releases and deploys, if there are none yet. Call it before the real releases are
+    registered, so that those stay the newest."""
     environments = {env.name: env for env in Environment.objects.filter(name__in=("staging", "production"))}
     if len(environments) < 2 or Deployment.objects.exists():
         return
-    rng = random.Random(2026)
-    _seed_deploys(rng, repository, environments, now)
-    _seed_backups(rng, now)
+    _seed_deploys(random.Random(2026), repository, environments, _hour(now))
+
+
+def seed_backup_history(now: datetime | None = None) -> None:
+    """Backups for the existing policies, if there are no backups yet."""
+    if Backup.objects.exists():
+        return
+    _seed_backups(random.Random(2027), _hour(now))
 
 
 def _release(repository: str, number: int, registered: datetime) -> Release:

@@ -240,13 +240,15 @@ def test_someone_without_a_role_is_refused(users):
 
 
 def test_the_sandbox_demo_history_fills_the_page_once(staging, production):
-    from sandbox.history import NOTE, seed_history
+    from sandbox.history import NOTE, seed_backup_history, seed_deploy_history
 
     BackupPolicy.objects.create(environment=staging, kind=Kind.RDS_SNAPSHOT, name="nightly", source_identifier="db")
-    seed_history("example/api", now=NOW)
-    runs = Run.objects.count()
-    seed_history("example/api", now=NOW)  # a second start adds nothing
-    assert Run.objects.count() == runs > 50
+    counts = []
+    for _ in range(2):  # a second start adds nothing
+        seed_deploy_history("example/api", now=NOW)
+        seed_backup_history(now=NOW)
+        counts.append((Release.objects.count(), Run.objects.count(), Backup.objects.count()))
+    assert counts[0] == counts[1] and counts[0][1] > 50 and counts[0][2] > 150
     assert set(Run.objects.values_list("events__message", flat=True)) == {NOTE}
     assert not Backup.objects.exclude(status=BackupStatus.DELETED).exists()  # nothing real behind them
     envs = by_name(delivery_report(None, Period(180, NOW)))

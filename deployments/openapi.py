@@ -11,6 +11,7 @@ ERRORS = {
     "400": _json(ERROR, "Bad input; nothing changed"),
     "401": _json(ERROR, "No valid token"),
     "403": _json(ERROR, "The token or user may not do this"),
+    "413": _json(ERROR, "The body is larger than the console accepts (DATA_UPLOAD_MAX_MEMORY_SIZE)"),
 }
 
 RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}

@@ -170,6 +170,10 @@ def describe_failure(result: Result) -> str:
         if event and event.get("@level") == "error":
             diagnostic = event.get("diagnostic") or {}
             text = diagnostic.get("summary") or event.get("@message", "")
+            where = diagnostic.get("range") or {}
+            if where.get("filename"):
+                # Which file and line: a broken var file reads differently from broken code.
+                text = f"{where['filename']}:{(where.get('start') or {}).get('line', '?')}: {text}"
             if diagnostic.get("detail"):
                 text += f": {diagnostic['detail']}"
             messages.append(text)

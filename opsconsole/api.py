@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import json
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
 
@@ -20,6 +21,10 @@ class BadRequest(Exception):
         self.code = code
 
 
+class TooLarge(BadRequest):
+    """The body is over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, read no further."""
+
+
 class Conflict(BadRequest):
     """The request is well formed but the state forbids it (locked, frozen, busy): 409."""
 
@@ -31,6 +36,7 @@ STATUS_CODES = {
     404: "not_found",
     405: "method",
     409: "conflict",
+    413: "too_large",
 }
 
 
@@ -59,11 +65,18 @@ def _depth(value, level: int = 0) -> int:
 
 
 def json_body(request) -> dict:
-    if not request.body:
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
+        raise TooLarge(f"The request body is larger than {limit} KiB.", "too_large") from None
+    if not raw:
         return {}
     try:
-        body = json.loads(request.body)
-    except (ValueError, RecursionError):
+        body = json.loads(raw)
+    except RecursionError:
+        raise BadRequest(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.") from None
+    except ValueError:
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
@@ -91,6 +104,8 @@ def api_endpoint(*methods: str):
                 return view(request, *args, **kwargs)
             except Conflict as exc:
                 return error(409, str(exc), exc.code)
+            except TooLarge as exc:
+                return error(413, str(exc), exc.code)
             except BadRequest as exc:
                 return error(400, str(exc), exc.code)
             except PermissionDenied as exc:

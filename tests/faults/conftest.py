@@ -70,6 +70,21 @@ class PrivatePostgres:
         self.data = root / "data"
         self.port = free_port()
         if os.geteuid() == 0:
+            if subprocess.run(["id", "-u", "postgres"], capture_output=True).returncode != 0:
+                subprocess.run(
+                    [
+                        "useradd",
+                        "--system",
+                        "--user-group",
+                        "--no-create-home",
+                        "--home-dir",
+                        "/nonexistent",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        "postgres",
+                    ],
+                    check=True,
+                )  # as scripts/with-services.sh does
             shutil.chown(root, "postgres", "postgres")
         self._as_owner(
             [self.bin / "initdb", "-D", self.data, "-U", "root", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"]

@@ -79,6 +79,9 @@ class PlainFormatter(logging.Formatter):
         return f"{text} [{' '.join(ids)}]" if ids else text
 
 
+QUIET_AT_DEBUG = ("django.db.backends", "botocore", "boto3", "s3transfer", "urllib3")
+
+
 def logging_config(log_format: str, level: str) -> dict:
     """The LOGGING setting for LOG_FORMAT=json|plain."""
     formatter = "opsconsole.logs.JsonFormatter" if log_format == "json" else "opsconsole.logs.PlainFormatter"
@@ -91,5 +94,8 @@ def logging_config(log_format: str, level: str) -> dict:
             "console": {"class": "logging.StreamHandler", "formatter": "console", "filters": ["context"]},
         },
         "root": {"handlers": ["console"], "level": level},
-        "loggers": {"django.db.backends": {"level": "INFO"}},
+        # Never at DEBUG, whatever LOG_LEVEL says: the database backend logs every query with its
+        # parameters, and botocore every request and response body (a task definition's
+        # environment, a secret's value); either would put secrets in the logs.
+        "loggers": {name: {"level": "INFO"} for name in QUIET_AT_DEBUG},
     }

@@ -14,6 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_ROWS = [
+    "delivery: page at",
+    "delivery: queries per page as the history grows",
     "history: data",
     "history: environment history page (production)",
     "history: audit page, first page",

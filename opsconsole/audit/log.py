@@ -105,7 +105,7 @@ class ChainReport:
         return self.first_bad_seq is None
 
 
-def _iter_chain(batch: int = 20_000) -> Iterator[tuple]:
+def _iter_chain(batch: int = 10_000) -> Iterator[tuple]:
     """Every event as (body of CHAINED_FIELDS with `at` as ISO text, stored hash), in seq order,
     a batch at a time (memory stays flat however long the chain is).
 

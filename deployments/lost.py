@@ -9,7 +9,7 @@ still rolling out or back, both, which is said as such.
 from __future__ import annotations
 
 from deployments import ecs
-from deployments.models import Deployment, Strategy
+from deployments.models import Color, Deployment, Strategy
 from opsconsole import aws
 from opsconsole.runs.models import Run
 from opsconsole.runs.registry import on_worker_lost
@@ -42,19 +42,19 @@ def service_left_behind(run: Run) -> tuple[str, dict]:
     new = record.task_definition_arn if record else ""
     kept = record.previous_task_definition_arn if record else ""
     if p.get("strategy") == Strategy.BLUE_GREEN:
-        weights = _weights(run)
-        split = ", ".join(f"{colour} {weight}%" for colour, weight in weights.items())
+        weights = dict(sorted(_weights(run).items()))  # blue, then green
         live = p["live_color"]
+        idle = Color.GREEN if live == Color.BLUE else Color.BLUE
         on = "kept" if weights.get(live, 0) == 100 else "split" if weights.get(live, 0) else "new"
+        new_text = f"the new task definition {new}" if new else "no new task definition yet"
         what = {
-            "kept": f"all traffic still goes to {live} (the kept task definition {kept or 'unchanged'})",
-            "new": f"all traffic goes to the new colour (task definition {new})",
-            "split": f"traffic is SPLIT between the colours ({split}); shift it back or forward by hand",
+            "kept": f"all traffic still goes to {live}, the live colour; {idle} has {new_text}, unused",
+            "new": f"all traffic goes to {idle}, with {new_text}; the deploy's checks did not finish: verify it",
+            "split": "traffic is SPLIT: "
+            + ", ".join(f"{colour} {weight}%" for colour, weight in weights.items())
+            + f" ({idle} has {new_text}); shift it back or forward by hand",
         }[on]
-        return (
-            f"The worker was lost mid-deploy: {what}. Listener weights: {split}.",
-            {"on": on, "weights": weights, "new": new, "kept": kept},
-        )
+        return f"The worker was lost mid-deploy: {what}.", {"on": on, "weights": weights, "new": new, "kept": kept}
 
     service = p["ecs_service"]
     running, state = _describe(run, service)

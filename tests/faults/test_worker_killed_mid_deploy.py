@@ -4,14 +4,16 @@ the kept one, or, while ECS is still rolling out, in between, said as such)."""
 
 from __future__ import annotations
 
+import http.server
 import signal
+import threading
 import urllib.request
 
 import boto3
 import pytest
 
 from deployments import jobs
-from deployments.models import Deployment, Environment, Release
+from deployments.models import Deployment, Environment, Release, Strategy
 from deployments.services import request_deploy
 from opsconsole.runs.models import EnvironmentLock, Run, Status
 from opsconsole.runs.reaper import reap
@@ -39,6 +41,7 @@ def step_state(run: Run, name: str) -> str:
 
 def deploy_and_kill_the_worker_during(private, operator, aws_stack, step: str, **environment_fields):
     environment, _ = Environment.objects.get_or_create(name=f"faults-{step.split()[0].lower()}")
+    environment.strategy = environment_fields.pop("strategy", Strategy.ROLLING)
     wire(environment, aws_stack, "staging", **environment_fields)
     release, _ = Release.objects.get_or_create(
         repository=aws_stack.repository_uri, tag="v1.1.0", defaults={"digest": aws_stack.images["v1.1.0"]}
@@ -110,3 +113,47 @@ def test_a_worker_killed_during_the_bake_leaves_the_run_saying_the_service_runs_
     assert run.result["worker_lost"]["on"] == "new" and run.result["worker_lost"]["settled"]
     environment.refresh_from_db()
     assert environment.live_release is None  # unverified: the console does not call it live
+
+
+@pytest.fixture
+def healthy_test_listener():
+    """The idle colour's test URL, answering 200."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/health"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_worker_killed_mid_shift_of_a_blue_green_deploy_leaves_the_run_saying_traffic_is_split(
+    private, operator, aws_stack, healthy_test_listener
+):
+    environment, run = deploy_and_kill_the_worker_during(
+        private,
+        operator,
+        aws_stack,
+        f"{jobs.SHIFT} to 10%",
+        strategy=Strategy.BLUE_GREEN,
+        test_url=healthy_test_listener,
+        traffic_steps=[10, 100],
+        bake_seconds=60,
+    )
+
+    assert not EnvironmentLock.objects.filter(environment=environment).exists()
+    record = Deployment.objects.get(run=run)
+    assert reaper_said(run) == (
+        "The worker was lost mid-deploy: traffic is SPLIT: blue 90%, green 10% (green has the new task definition "
+        f"{record.task_definition_arn}); shift it back or forward by hand."
+    )
+    assert run.result["worker_lost"]["on"] == "split"
+    assert run.result["worker_lost"]["weights"] == {"blue": 90, "green": 10}

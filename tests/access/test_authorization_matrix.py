@@ -548,3 +548,25 @@ def test_only_the_allowed_principals_get_through(world, route, method, monkeypat
             if after != before:
                 problems.append(f"{where} was refused ({response.status_code}) but changed {changed(before, after)}")
     assert not problems, "\n".join(problems)
+
+
+OTHER_METHODS = ("PUT", "PATCH", "DELETE")
+
+
+def test_no_url_acts_on_other_methods(world):
+    """PUT, PATCH and DELETE: no view acts on them. Each is refused (405, or the principal's
+    GET refusal) or, for the few views that do not look at the method, answered like a GET;
+    never a 500, never a change."""
+    before = snapshot()
+    problems = []
+    for principal in ("anonymous", "admin", "token:all"):
+        client, headers = client_of(principal, world)
+        for route in ROUTES:
+            path = path_for(route, world)
+            expected = client.get(path, **headers).status_code
+            for method in OTHER_METHODS:
+                response = client.generic(method, path, b"{}", content_type="application/json", **headers)
+                if response.status_code not in (405, expected):
+                    problems.append(f"{principal}: {method} {path} answered {response.status_code} (GET: {expected})")
+    assert not problems, "\n".join(problems)
+    assert snapshot() == before

@@ -205,8 +205,22 @@ def test_opening_a_finished_twenty_thousand_line_log_shows_its_tail_then_earlier
     # The log is scrolled to its end.
     assert page.evaluate("(l => l.scrollTop + l.clientHeight >= l.scrollHeight - 2)(document.getElementById('log'))")
 
+    # Asking for earlier lines stops following, and the lines that were at the top stay in view.
+    first_of_tail = total - TAIL_LINES + 1
+    page.locator("#log-earlier button").click()
+    expect(page.locator("#log li[data-seq]")).to_have_count(2 * TAIL_LINES)
+    expect(page.locator("#follow")).not_to_be_checked()
+    page.wait_for_function(
+        """seq => {
+            const log = document.getElementById('log').getBoundingClientRect();
+            const line = document.querySelector(`#log li[data-seq="${seq}"]`).getBoundingClientRect();
+            return line.top >= log.top && line.bottom <= log.bottom;
+        }""",
+        arg=first_of_tail,
+    )
+
     # "Show earlier lines", again and again, down to the first line: nothing lost, nothing twice.
-    clicks = 0
+    clicks = 1
     while page.locator("#log-earlier").count():
         shown = len(log_seqs(page))
         page.locator("#log-earlier button").click()

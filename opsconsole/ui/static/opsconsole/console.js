@@ -10,14 +10,40 @@
     }
   } catch (e) { /* older browsers: times stay in UTC, labelled as such */ }
 
-  // Keep the live log scrolled to the bottom while "follow" is ticked.
-  document.addEventListener("htmx:afterSettle", function (event) {
-    // Not when the reader asked for earlier lines: they want to read those, up there.
+  // Keep the live log scrolled to the bottom while "follow" is ticked. htmx fires afterSettle once
+  // per inserted line: the scroll is done once per frame, not once per line (each read of
+  // scrollHeight lays out the whole log).
+  var keepFromBottom = null;  // while earlier lines load: the reader's distance from the bottom
+  var scheduled = false;
+  function earlierLines(event) {
     var path = (event.detail && event.detail.requestConfig && event.detail.requestConfig.path) || "";
-    if (path.indexOf("before=") !== -1) { return; }
+    return path.indexOf("before=") !== -1;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
     var log = document.getElementById("log");
+    if (!log || !earlierLines(event)) { return; }
+    // Asking for earlier lines means reading them: stop following, and keep the lines in view
+    // where they are while the earlier ones are put above them.
     var follow = document.getElementById("follow");
-    if (log && follow && follow.checked) { log.scrollTop = log.scrollHeight; }
+    if (follow) { follow.checked = false; }
+    keepFromBottom = log.scrollHeight - log.scrollTop;
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (scheduled) { return; }
+    scheduled = true;
+    var anchored = earlierLines(event);
+    requestAnimationFrame(function () {
+      scheduled = false;
+      var log = document.getElementById("log");
+      var follow = document.getElementById("follow");
+      if (!log) { return; }
+      if (anchored && keepFromBottom !== null) {
+        log.scrollTop = log.scrollHeight - keepFromBottom;
+        keepFromBottom = null;
+      } else if (follow && follow.checked) {
+        log.scrollTop = log.scrollHeight;
+      }
+    });
   });
   document.addEventListener("DOMContentLoaded", function () {
     var log = document.getElementById("log");

@@ -18,7 +18,7 @@ run: install
 test: install
 	scripts/test.sh
 
-# Every benchmark in one table (docs/performance.md); needs PostgreSQL, Redis and Chromium, ~30 minutes.
+# Every benchmark in one table (docs/performance.md); needs PostgreSQL, Redis and Chromium, 11-18 minutes.
 # `make bench BENCH_ARGS="--quick"` for a smoke run, `BENCH_ARGS="--only history"` for one.
 bench: install
 	DATABASE_URL=$${DATABASE_URL:-postgres://root@127.0.0.1:5432/postgres} \

@@ -5,7 +5,7 @@ fresh database for the console (`<name>_bench` on the server of DATABASE_URL, dr
 unless --keep), migrates it, points Django at it and at REDIS_URL, runs the selected modules in
 order and prints a table of name, figure, goal and whether it was met, with the machine it ran on.
 
-    .venv/bin/python bench/run.py                      # everything, full sizes (~30 minutes)
+    .venv/bin/python bench/run.py                      # everything, full sizes (11-18 minutes on 2 cores)
     .venv/bin/python bench/run.py --quick              # smaller sizes: a smoke run
     .venv/bin/python bench/run.py --only history,audit # some modules
 """

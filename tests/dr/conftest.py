@@ -90,6 +90,23 @@ def plan(staging, stack, releases, dr_endpoint, settings):  # noqa: F811
     )
 
 
+def offline_plan(environment, **fields) -> DRPlan:
+    """A DR plan with made-up names and an endpoint nothing answers: for the rules, pages and API
+    that never reach AWS. `fields` override or add to the defaults."""
+    defaults = {
+        "hosted_zone_id": "Z1",
+        "record_name": "api.example.com.",
+        "primary_target": "primary.elb",
+        "dr_target": "dr.elb",
+        "db_source_identifier": "db",
+        "dr_db_instance": "db-dr",
+        "dr_ecs_cluster": "c-dr",
+        "dr_ecs_service": "s-dr",
+        "dr_smoke_url": "http://127.0.0.1:9/health",
+    }
+    return DRPlan.objects.create(environment=environment, **{**defaults, **fields})
+
+
 def record_target(stack, plan, name=None) -> str | None:  # noqa: F811
     route53 = clients(stack.endpoint)("route53")
     found = route53.list_resource_record_sets(HostedZoneId=plan.hosted_zone_id)["ResourceRecordSets"]

@@ -12,6 +12,7 @@ from deployments.services import Refused, request_deploy, request_rollback
 from dr.models import DROperation, DRPlan, Operation, Site
 from opsconsole.access.models import ApiToken
 from opsconsole.runs.models import Run, Status
+from tests.dr.conftest import offline_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -20,18 +21,7 @@ pytestmark = pytest.mark.django_db
 def plan(staging):
     staging.ecs_cluster, staging.ecs_service, staging.container_name = "c", "s", "api"
     staging.save()
-    return DRPlan.objects.create(
-        environment=staging,
-        hosted_zone_id="Z1",
-        record_name="api.example.com.",
-        primary_target="primary.elb",
-        dr_target="dr.elb",
-        db_source_identifier="db",
-        dr_db_instance="db-dr",
-        dr_ecs_cluster="c-dr",
-        dr_ecs_service="s-dr",
-        dr_smoke_url="http://127.0.0.1:9/health",
-    )
+    return offline_plan(staging)
 
 
 @pytest.fixture

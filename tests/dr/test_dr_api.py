@@ -17,26 +17,14 @@ from opsconsole.access.models import ApiToken
 from opsconsole.audit.models import AuditEvent, Outcome
 from opsconsole.runs.models import Run, Status
 from tests.conftest import client_for, make_user
+from tests.dr.conftest import offline_plan
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def plan(staging):
-    return DRPlan.objects.create(
-        environment=staging,
-        hosted_zone_id="Z1",
-        record_name="api.example.com.",
-        primary_target="primary.elb",
-        dr_target="dr.elb",
-        db_source_identifier="db",
-        dr_db_instance="db-dr",
-        dr_ecs_cluster="c-dr",
-        dr_ecs_service="s-dr",
-        dr_smoke_url="http://127.0.0.1:9/health",
-        rto_minutes=30,
-        rpo_minutes=15,
-    )
+    return offline_plan(staging, rto_minutes=30, rpo_minutes=15)
 
 
 @pytest.fixture

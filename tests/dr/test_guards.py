@@ -9,32 +9,20 @@ from django.test import Client
 from django.utils import timezone
 
 from dr import services
-from dr.models import DROperation, DRPlan, Operation, Site
+from dr.models import DROperation, Operation, Site
 from opsconsole.access.models import Role
 from opsconsole.audit.models import AuditEvent
 from opsconsole.runs.models import Run, Status
 from opsconsole.runs.services import NotPermitted
 from tests.conftest import make_user
+from tests.dr.conftest import offline_plan
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def plan(staging):
-    return DRPlan.objects.create(
-        environment=staging,
-        hosted_zone_id="Z1",
-        record_name="api.example.com.",
-        primary_target="primary.elb",
-        dr_target="dr.elb",
-        db_source_identifier="db",
-        dr_db_instance="db-dr",
-        dr_ecs_cluster="c-dr",
-        dr_ecs_service="s-dr",
-        dr_smoke_url="http://127.0.0.1:9/health",
-        approval_window_minutes=30,
-        cooldown_minutes=60,
-    )
+    return offline_plan(staging, approval_window_minutes=30, cooldown_minutes=60)
 
 
 @pytest.fixture

@@ -6,28 +6,18 @@ from unittest import mock
 import pytest
 
 from dr import services
-from dr.models import DRPlan, Operation
+from dr.models import Operation
 from opsconsole.runs import runner
 from opsconsole.runs.models import EnvironmentLock, Level, Run, Status
 from tests.conftest import client_for, make_user
+from tests.dr.conftest import offline_plan
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def plan(staging):
-    return DRPlan.objects.create(
-        environment=staging,
-        hosted_zone_id="Z1",
-        record_name="api.example.com.",
-        primary_target="primary.elb",
-        dr_target="dr.elb",
-        db_source_identifier="db",
-        dr_db_instance="db-dr",
-        dr_ecs_cluster="c-dr",
-        dr_ecs_service="s-dr",
-        dr_smoke_url="http://127.0.0.1:9/health",
-    )
+    return offline_plan(staging)
 
 
 @pytest.fixture

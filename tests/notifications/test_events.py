@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from backups.models import BackupPolicy, Kind
 from backups.services import request_backup
 from dr import services as dr_services
-from dr.models import DRPlan, Operation
+from dr.models import Operation
 from notifications.delivery import notify, wait_for_inline_deliveries
 from notifications.hooks import event_for
 from notifications.models import Channel, Delivery, DeliveryStatus
@@ -19,6 +19,7 @@ from opsconsole.access.models import Role
 from opsconsole.runs.models import Run, Status
 from opsconsole.runs.services import launch
 from tests.conftest import make_user
+from tests.dr.conftest import offline_plan
 from tests.notifications.conftest import BASE_URL, SLACK_PATH, email_channel, slack_channel
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,18 +119,7 @@ def test_detected_drift_is_reported(staging, notify_settings, receiver):
 
 def test_a_dr_request_its_approval_and_its_end_are_reported(staging, users, notify_settings, receiver):
     slack_channel(staging, ALL)
-    plan = DRPlan.objects.create(
-        environment=staging,
-        hosted_zone_id="Z1",
-        record_name="api.example.com.",
-        primary_target="primary.elb",
-        dr_target="dr.elb",
-        db_source_identifier="db",
-        dr_db_instance="db-dr",
-        dr_ecs_cluster="c-dr",
-        dr_ecs_service="s-dr",
-        dr_smoke_url="http://127.0.0.1:9/health",
-    )
+    plan = offline_plan(staging)
     second = make_user("dave", Role.DR_OPERATOR, staging)
     run = dr_services.request(
         plan, users["dr_operator"], Operation.FAILOVER, reason="us-east-1 is down", typed_name="staging"

@@ -7,6 +7,18 @@ def _json(schema: dict, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _page(key: str, schema: str) -> dict:
+    """A 200 answer holding one page of `schema` items under `key`, and the cursor to the next."""
+    items = {"type": "array", "items": {"$ref": f"#/components/schemas/{schema}"}}
+    return _json(
+        {
+            "type": "object",
+            "required": [key],
+            "properties": {key: items, "next_before": {"type": "integer", "nullable": True}},
+        }
+    )
+
+
 ERRORS = {
     "400": _json(ERROR, "Bad input; nothing changed"),
     "401": _json(ERROR, "No valid token"),
@@ -169,16 +181,7 @@ DOCUMENT = {
                     },
                 ],
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["operations"],
-                            "properties": {
-                                "operations": {"type": "array", "items": {"$ref": "#/components/schemas/DROperation"}},
-                                "next_before": {"type": "integer", "nullable": True},
-                            },
-                        }
-                    ),
+                    "200": _page("operations", "DROperation"),
                     **DR_ERRORS,
                 },
             }
@@ -215,16 +218,7 @@ DOCUMENT = {
                 "summary": "Releases, newest first",
                 "parameters": [BEFORE],
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["releases"],
-                            "properties": {
-                                "releases": {"type": "array", "items": {"$ref": "#/components/schemas/Release"}},
-                                "next_before": {"type": "integer", "nullable": True},
-                            },
-                        }
-                    ),
+                    "200": _page("releases", "Release"),
                     **ERRORS,
                 },
             },
@@ -264,16 +258,7 @@ DOCUMENT = {
                     {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}},
                 ],
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["runs"],
-                            "properties": {
-                                "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
-                                "next_before": {"type": "integer", "nullable": True},
-                            },
-                        }
-                    ),
+                    "200": _page("runs", "Run"),
                     **ERRORS,
                 },
             },

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.expressions import Window
+from django.db import connection
+from django.db.models import Case, Count, DurationField, ExpressionWrapper, F, Min, Q, QuerySet, Value, When
+from django.db.models.expressions import RowRange, Window
 from django.db.models.functions import RowNumber, TruncWeek
 from django.shortcuts import render
 from django.utils import timezone
@@ -76,6 +77,8 @@ def week_of(field_name: str) -> TruncWeek:
 
 
 def as_date(value) -> dt.date:
+    if isinstance(value, str):  # a week from raw SQL on SQLite
+        return dt.date.fromisoformat(value[:10])
     return value.date() if isinstance(value, dt.datetime) else value
 
 
@@ -154,40 +157,94 @@ def counted_deploys(env_ids: set[int] | None, period: Period) -> QuerySet:
     return deploys if env_ids is None else deploys.filter(environment_id__in=env_ids)
 
 
-def restored_at() -> Subquery:
-    """When the environment was next healthy after this deploy: the next successful deploy or rollback.
+def restore_rows(env_ids: set[int] | None, period: Period) -> tuple[str, list]:
+    """The period's failed deploys with their time to restore, as SQL for a derived table (columns
+    environment_id, week, failure (1 or 0) and restore, empty while not restored).
 
-    Deploys and rollbacks in one environment never overlap (a new one is refused while another is
-    active), so "next" in time is "next" by id: the search walks the (environment, -id) index
-    forward from the failure and stops at the first success, instead of scanning the history.
+    A failure is restored by the next successful deploy or rollback in its environment, so the
+    rows are the period's failures and every success from the period's start on (also after its
+    end). One window over each environment's rows, newest first, carries the earliest success seen
+    so far: the frame only ever grows at its end, so the database keeps a running minimum (one sort
+    and one pass, linear in the rows) instead of searching the later deploys for each failure.
+    Deploys and rollbacks in one environment never overlap, so "next" in time is the next one.
     """
-    later = Deployment.objects.filter(
-        environment_id=OuterRef("environment_id"),
-        pk__gt=OuterRef("pk"),
-        run__status=Status.SUCCEEDED,
-        run__finished_at__gt=OuterRef("run__finished_at"),
-    ).order_by("pk")
-    return Subquery(later.values("run__finished_at")[:1])
+    failure = Q(kind=DeploymentKind.DEPLOY, run__status__in=FAILED, run__finished_at__lte=period.end)
+    rows = Deployment.objects.filter(Q(run__status=Status.SUCCEEDED) | failure, run__finished_at__gte=period.start)
+    if env_ids is not None:
+        rows = rows.filter(environment_id__in=env_ids)
+    restored = Window(
+        Min(Case(When(run__status=Status.SUCCEEDED, then=F("run__finished_at")))),
+        partition_by=[F("environment_id")],
+        order_by=[F("run__finished_at").desc(), F("pk").desc()],
+        frame=RowRange(start=None, end=-1),  # every later row, the current one excluded
+    )
+    rows = (
+        rows.order_by()
+        .annotate(
+            week=week_of("run__finished_at"),
+            failure=Case(When(failure, then=Value(1)), default=Value(0)),
+            restore=ExpressionWrapper(restored - F("run__finished_at"), output_field=DurationField()),
+        )
+        .values("environment_id", "week", "failure", "restore")
+    )
+    return rows.query.sql_with_params()
+
+
+def as_duration(value) -> dt.timedelta:
+    # PostgreSQL returns an interval; SQLite the microseconds Django's django_timestamp_diff() gives.
+    return value if isinstance(value, dt.timedelta) else dt.timedelta(microseconds=value)
+
+
+def restore_medians(rows: tuple[str, list], groups: list[str]) -> dict[tuple, dt.timedelta]:
+    """The median time to restore per group of the restored failures, in one query (as medians())."""
+    sql, params = rows
+    by = ", ".join(groups)
+    query = f"""
+        SELECT {by}, restore FROM (
+            SELECT {by}, restore,
+                ROW_NUMBER() OVER (PARTITION BY {by} ORDER BY restore) AS position,
+                COUNT(*) OVER (PARTITION BY {by}) AS known
+            FROM ({sql}) AS failures
+            WHERE failure = 1 AND restore IS NOT NULL
+        ) AS ranked
+        WHERE position >= (known + 1) / 2 AND position <= (known + 2) / 2
+    """
+    found: dict[tuple, list[dt.timedelta]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        for *key, amount in cursor.fetchall():
+            found[tuple(as_date(k) for k in key)].append(as_duration(amount))
+    return {key: sum(amounts, dt.timedelta()) / len(amounts) for key, amounts in found.items()}
+
+
+def unrestored_counts(rows: tuple[str, list]) -> list[tuple[int, dt.date, int]]:
+    sql, params = rows
+    query = f"""
+        SELECT environment_id, week, COUNT(*) FROM ({sql}) AS failures
+        WHERE failure = 1 AND restore IS NULL GROUP BY environment_id, week
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return [(env_id, as_date(week), n) for env_id, week, n in cursor.fetchall()]
 
 
 def delivery_report(env_ids: set[int] | None, period: Period) -> Report:
     """The four measures per environment, per week and over the period: seven queries in all."""
     environments = list(Environment.objects.all() if env_ids is None else Environment.objects.filter(pk__in=env_ids))
     deploys = counted_deploys(env_ids, period).annotate(week=week_of("run__finished_at"))
-    failures = deploys.filter(run__status__in=FAILED).annotate(restored=restored_at())
+    restores = restore_rows(env_ids, period)
 
     weekly_counts = deploys.values("environment_id", "week").annotate(
         succeeded=Count("pk", filter=Q(run__status=Status.SUCCEEDED)),
         failed=Count("pk", filter=Q(run__status__in=FAILED)),
     )
-    unrestored = failures.filter(restored=None).values("environment_id", "week").annotate(n=Count("pk"))
+    unrestored = unrestored_counts(restores)
     lead = ExpressionWrapper(F("run__finished_at") - F("release__created_at"), output_field=DurationField())
     succeeded = deploys.filter(run__status=Status.SUCCEEDED)
-    restore = ExpressionWrapper(F("restored") - F("run__finished_at"), output_field=DurationField())
     lead_weekly = medians(succeeded, lead, ["environment_id", "week"])
     lead_total = medians(succeeded, lead, ["environment_id"])
-    restore_weekly = medians(failures, restore, ["environment_id", "week"])
-    restore_total = medians(failures, restore, ["environment_id"])
+    restore_weekly = restore_medians(restores, ["environment_id", "week"])
+    restore_total = restore_medians(restores, ["environment_id"])
 
     report = Report(period)
     by_env: dict[int, EnvironmentDelivery] = {}
@@ -201,10 +258,10 @@ def delivery_report(env_ids: set[int] | None, period: Period) -> Report:
         week.deploys, week.failures = row["succeeded"], row["failed"]
         env.total.deploys += row["succeeded"]
         env.total.failures += row["failed"]
-    for row in unrestored:
-        env = by_env[row["environment_id"]]
-        env.weeks.setdefault(as_date(row["week"]), Measures()).unrestored = row["n"]
-        env.total.unrestored += row["n"]
+    for env_id, week, n in unrestored:
+        env = by_env[env_id]
+        env.weeks.setdefault(week, Measures()).unrestored = n
+        env.total.unrestored += n
     for (env_id, week), value in lead_weekly.items():
         by_env[env_id].weeks.setdefault(week, Measures()).lead_time = value
     for (env_id, week), value in restore_weekly.items():

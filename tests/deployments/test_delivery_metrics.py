@@ -133,6 +133,28 @@ def test_the_query_count_does_not_grow_with_the_history(history, django_assert_n
     assert by_name(report)["production"].total.failures == 14
 
 
+def test_one_success_restores_every_failure_before_it_also_after_the_period(staging, production):
+    """Two failures in a row are both restored by the next good deploy; a failure near the period's
+    end is restored by one after it; a failed rollback and another environment's success restore
+    nothing (and a failed rollback is not a failed deploy)."""
+    deployment(staging, at(3, 2), at(3, 2, 1), Status.FAILED)  # restored 9h later...
+    deployment(staging, at(3, 2), at(3, 2, 4), Status.ERRORED)  # ...and this one 6h later
+    deployment(staging, at(3, 2), at(3, 2, 6), Status.FAILED, kind=DeploymentKind.ROLLBACK)  # no restore
+    deployment(production, at(3, 2), at(3, 2, 8))  # another environment
+    deployment(staging, at(3, 2), at(3, 2, 10))  # restores both
+    deployment(staging, at(3, 16), at(3, 18, 9), Status.ROLLED_BACK)  # restored 6h later, after NOW
+    deployment(staging, at(3, 18, 12), at(3, 18, 15))  # after the period
+    staging_report = by_name(delivery_report({staging.pk}, Period(30, NOW)))["staging"]
+    total = staging_report.total
+    assert (total.deploys, total.failures, total.unrestored) == (1, 3, 0)
+    assert total.restore_time == 6 * H  # median of 9h, 6h, 6h
+    assert staging_report.weeks[dt.date(2026, 3, 2)].restore_time == 7.5 * H  # 9h and 6h
+    assert staging_report.weeks[dt.date(2026, 3, 16)].restore_time == 6 * H
+    # Seen from a period that ends before the restoring deploy, the failure is still restored by it.
+    earlier = by_name(delivery_report({staging.pk}, Period(30, at(3, 18, 10))))["staging"].total
+    assert (earlier.unrestored, earlier.restore_time) == (0, 6 * H)
+
+
 def test_only_the_given_environments_are_reported(history):
     report = delivery_report({history["production"].pk}, Period(30, NOW))
     assert [row.environment.name for row in report.environments] == ["production"]

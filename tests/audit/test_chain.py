@@ -10,6 +10,8 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, connections, transaction
 from django.test import RequestFactory
 
+from opsconsole.audit import log
+from opsconsole.audit.chain import canonical_json, canonical_parts
 from opsconsole.audit.log import MASK, record, verify_chain
 from opsconsole.audit.models import GENESIS_HASH, AuditEvent
 
@@ -203,3 +205,167 @@ def test_concurrent_writers_keep_one_unbroken_chain():
     assert report.checked == writers * per_writer
     for number in range(writers):
         assert AuditEvent.objects.filter(target=f"writer:{number}").count() == per_writer
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {},
+        {"n": 1, "ratio": 0.1, "big": 10**20, "none": None, "flag": True, "list": [1, "two", {"b": 2, "a": 1}]},
+        {"naïve": "café ☕ 日本", "quote": 'he said "hi"\\ \n\t', "emoji": "🚀"},
+        {"Z": 1, "a": 2, "_": 3, "10": 4, "9": 5},
+    ],
+    ids=["empty", "types", "unicode", "key-order"],
+)
+def test_the_server_hashes_the_same_bytes_python_does(users, details):
+    """record() on PostgreSQL has the database fill in seq, at and prev_hash and hash; the stored
+    hash must be the one AuditEvent.compute_hash() (the format every earlier chain uses) gives."""
+    request = RequestFactory().get("/", REMOTE_ADDR="2001:db8::7", HTTP_USER_AGENT="agent/1.0 «x»")
+    request.user = users["admin"]
+    request.request_id = "req-1"
+    record("tests.parity", target="target:ü", environment="prod", details={"first": 1}, request=request)
+    returned = record("tests.parity", actor_name="bot", target="t", details=details, outcome="failure")
+    stored = list(AuditEvent.objects.order_by("seq"))
+    assert [event.seq for event in stored] == [1, 2]
+    assert stored[0].actor_id == users["admin"].pk and stored[0].ip == "2001:db8::7"
+    for event in stored:
+        assert event.hash == event.compute_hash()
+    assert stored[1].prev_hash == stored[0].hash
+    assert stored[1].details == details
+    assert (returned.pk, returned.seq, returned.at, returned.hash) == (
+        stored[1].pk,
+        stored[1].seq,
+        stored[1].at,
+        stored[1].hash,
+    )
+    assert returned.compute_hash() == returned.hash
+    assert verify_chain().ok
+
+
+def test_canonical_parts_joined_with_the_locked_values_are_the_canonical_json():
+    body = {
+        "seq": 42,
+        "at": "2026-11-26T08:00:00.000001+00:00",
+        "actor_id": None,
+        "actor_name": "dana",
+        "action": "x.y",
+        "target": "é",
+        "environment": "",
+        "ip": None,
+        "user_agent": "",
+        "request_id": "",
+        "details": {"b": [1, 2.5], "a": "\u2028"},
+        "outcome": "success",
+        "prev_hash": "f" * 64,
+    }
+    parts = canonical_parts({key: value for key, value in body.items() if key not in ("seq", "at", "prev_hash")})
+    joined = parts[0] + body["at"] + parts[1] + body["prev_hash"] + parts[2] + str(body["seq"]) + parts[3]
+    assert joined.encode() == canonical_json(body)
+
+
+def test_an_append_inside_a_callers_transaction_that_rolls_back_leaves_no_gap():
+    record("tests.kept")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        record("tests.rolled-back")
+        raise RuntimeError("the caller's change failed")
+    record("tests.kept")
+    assert list(AuditEvent.objects.order_by("seq").values_list("seq", "action")) == [
+        (1, "tests.kept"),
+        (2, "tests.kept"),
+    ]
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writers_in_and_out_of_their_own_transactions_keep_one_chain():
+    """Half the writers append inside a transaction of their own that also does other work (the
+    lock is then held until their commit), half in autocommit: still one contiguous chain."""
+    writers, per_writer = 6, 40
+    start = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def write(number: int) -> None:
+        try:
+            start.wait(timeout=30)
+            for i in range(per_writer):
+                if number % 2:
+                    with transaction.atomic():
+                        record("tests.concurrent", target=f"writer:{number}", details={"i": i})
+                        AuditEvent.objects.filter(seq__gt=0).exists()
+                else:
+                    record("tests.concurrent", target=f"writer:{number}", details={"i": i})
+        except BaseException as exc:  # reported below; a thread cannot fail the test itself
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == list(
+        range(1, writers * per_writer + 1)
+    )
+    assert list(AuditEvent.objects.order_by("seq").values_list("at", flat=True)) == sorted(
+        AuditEvent.objects.values_list("at", flat=True)
+    )
+    report = verify_chain()
+    assert report.ok, report.problem
+    assert report.checked == writers * per_writer
+
+
+@pytest.fixture
+def split_verification(monkeypatch):
+    """Verification in 2 worker processes even for a short chain."""
+    monkeypatch.setattr(log, "PARALLEL_THRESHOLD", 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verifying_in_worker_processes_checks_every_event(split_verification):
+    record_steps(9)
+    report = verify_chain(processes=2)
+    assert (report.ok, report.checked) == (True, 9)
+    assert verify_chain(processes=3).checked == 9
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("sql", "bad_seq", "problem"),
+    [
+        ("UPDATE audit_auditevent SET target = 'forged' WHERE seq = 7", 7, "contents do not match"),
+        ("UPDATE audit_auditevent SET target = 'forged' WHERE seq = 3", 3, "contents do not match"),
+        # The last event of the first range: the first worker sees nothing wrong in what it reads.
+        ("DELETE FROM audit_auditevent WHERE seq = 5", 5, "is missing"),
+        ("DELETE FROM audit_auditevent WHERE seq = 6", 6, "is missing"),
+    ],
+    ids=["second-range", "first-range", "end-of-first-range", "start-of-second-range"],
+)
+def test_worker_processes_name_the_first_bad_event_as_the_in_process_walk_does(
+    split_verification, sql, bad_seq, problem
+):
+    record_steps(10)
+    change_behind_the_triggers(sql)
+    in_process, split = verify_chain(), verify_chain(processes=2)
+    assert (split.first_bad_seq, split.checked, split.problem) == (
+        in_process.first_bad_seq,
+        in_process.checked,
+        in_process.problem,
+    )
+    assert split.first_bad_seq == bad_seq and problem in split.problem
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_edit_with_a_rewritten_hash_at_a_range_boundary_is_named_at_the_next_event(split_verification):
+    record_steps(10)
+    forged = AuditEvent.objects.get(seq=5)
+    forged.actor_name = "someone-else"
+    change_behind_the_triggers(
+        "UPDATE audit_auditevent SET actor_name = %s, hash = %s WHERE seq = 5",
+        [forged.actor_name, forged.compute_hash()],
+    )
+    report = verify_chain(processes=2)
+    assert (report.first_bad_seq, report.checked) == (6, 5)
+    assert "previous-hash link" in report.problem

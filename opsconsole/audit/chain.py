@@ -29,7 +29,7 @@ CHAINED_FIELDS = (
 )
 # The fields only known once the chain is locked (PostgreSQL's audit_append() fills them in), in
 # the order they appear in the canonical JSON (sorted keys), with whether they are JSON strings.
-LOCKED_FIELDS = (("at", True), ("prev_hash", True), ("seq", False))
+LOCKED_FIELDS = (("prev_hash", True), ("seq", False))
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 # `at` as the ISO text Python's isoformat() gives a UTC datetime, made by the server.
@@ -50,8 +50,8 @@ def canonical_json(body: dict) -> bytes:
 
 
 def canonical_parts(body: dict) -> list[str]:
-    """The canonical JSON of `body` (every chained field but those of LOCKED_FIELDS) cut where
-    the locked fields' values go: parts[0] + at + parts[1] + prev_hash + parts[2] + seq + parts[3]
+    """The canonical JSON of `body` (every chained field but those of LOCKED_FIELDS, `at` as ISO
+    text) cut where the locked fields' values go: parts[0] + prev_hash + parts[1] + seq + parts[2]
     is exactly `canonical_json` of the whole event (as text)."""
     locked = dict(LOCKED_FIELDS)
     parts, current = [], "{"

@@ -79,14 +79,16 @@ def record(
         details=mask_secrets(details or {}),
         outcome=outcome,
     )
+    # Truncate to microseconds in UTC so the stored value hashes exactly as computed here. Taken
+    # before the chain is locked: `at` is when the action happened, `seq` the order in the chain
+    # (as before, writers on hosts with different clocks never made `at` follow `seq` strictly).
+    event.at = timezone.now().astimezone(UTC)
     if connection.vendor == "postgresql":
         _append_postgresql(event)
         return event
     with transaction.atomic():
         last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
         event.seq, event.prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-        # Truncate to microseconds in UTC so the stored value hashes exactly as computed here.
-        event.at = timezone.now().astimezone(UTC)
         event.hash = event.compute_hash()
         event.save(force_insert=True)
     return event
@@ -94,20 +96,21 @@ def record(
 
 def _append_postgresql(event: AuditEvent) -> None:
     """One round trip: audit_append() (migration audit.0005) takes the advisory lock, reads the
-    chain head, numbers, stamps, hashes and inserts, so the lock is held only inside the server.
+    chain head, numbers, hashes and inserts, so the lock is held only inside the server.
     Everything else (masking, the canonical JSON of the fields known now) is done before."""
     locked = dict(LOCKED_FIELDS)
-    parts = canonical_parts({name: getattr(event, name) for name in CHAINED_FIELDS if name not in locked})
+    body = {name: getattr(event, name) for name in CHAINED_FIELDS if name not in locked}
+    body["at"] = event.at.isoformat(timespec="microseconds")
+    parts = canonical_parts(body)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT new_id, new_seq, new_at, new_prev_hash, new_hash"
-            " FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
-            [ADVISORY_LOCK_KEY, parts, event.actor_id, event.actor_name, event.action, event.target,
+            "SELECT new_id, new_seq, new_prev_hash, new_hash"
+            " FROM audit_append(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
+            [ADVISORY_LOCK_KEY, parts, event.at, event.actor_id, event.actor_name, event.action, event.target,
              event.environment, event.ip, event.user_agent, event.request_id, json.dumps(event.details),
              event.outcome],
         )  # fmt: skip
-        event.id, event.seq, at, event.prev_hash, event.hash = cursor.fetchone()
-    event.at = at.astimezone(UTC)
+        event.id, event.seq, event.prev_hash, event.hash = cursor.fetchone()
     event._state.adding, event._state.db = False, connection.alias
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
+from json.encoder import encode_basestring
 
 GENESIS_HASH = "0" * 64
 # Every field the hash covers, in the order `verify_chain` reads them: all but the hash itself.
@@ -39,7 +40,6 @@ ROWS_SQL = (
     f"SELECT {', '.join(_AS_TEXT.get(name, name) for name in (*CHAINED_FIELDS, 'hash'))} "
     "FROM audit_auditevent WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s"
 )
-_DETAILS = CHAINED_FIELDS.index("details")
 _PREV = CHAINED_FIELDS.index("prev_hash")
 
 
@@ -67,20 +67,41 @@ def canonical_parts(body: dict) -> list[str]:
     return parts
 
 
+# canonical_row() writes the keys in this order: the sorted order canonical_json() gives them.
+assert tuple(sorted(CHAINED_FIELDS)) == (
+    "action", "actor_id", "actor_name", "at", "details", "environment", "ip", "outcome", "prev_hash",
+    "request_id", "seq", "target", "user_agent",
+)  # fmt: skip
+
+
+def canonical_row(row: tuple, loads=json.loads, text=encode_basestring) -> bytes:
+    """`canonical_json` of a row as ROWS_SQL reads it (`details` as JSON text), written out
+    directly: the same bytes (the same string escaping the encoder uses) in about half the time,
+    which is most of what verifying costs. Only actor_id and ip can be NULL."""
+    seq, at, actor_id, actor_name, action, target, environment, ip, user_agent, request_id, details, outcome, prev = (
+        row[:13]
+    )
+    return (
+        f'{{"action":{text(action)},"actor_id":{"null" if actor_id is None else int(actor_id)},'
+        f'"actor_name":{text(actor_name)},"at":{text(at)},"details":{_encode(loads(details))},'
+        f'"environment":{text(environment)},"ip":{"null" if ip is None else text(ip)},"outcome":{text(outcome)},'
+        f'"prev_hash":{text(prev)},"request_id":{text(request_id)},"seq":{int(seq)},"target":{text(target)},'
+        f'"user_agent":{text(user_agent)}}}'
+    ).encode()
+
+
 def verify_rows(rows: Iterable[tuple], expected_seq: int, expected_prev: str | None) -> tuple[int, int | None, str]:
     """Check rows read by ROWS_SQL in seq order, from `expected_seq` on, the first linking to
     `expected_prev`. Returns (events that held, first bad seq or None, problem)."""
     checked = 0
-    sha256, loads, fields = hashlib.sha256, json.loads, CHAINED_FIELDS
+    sha256, canonical = hashlib.sha256, canonical_row
     for row in rows:
         seq = row[0]
         if seq != expected_seq:
             return checked, expected_seq, f"event #{expected_seq} is missing"
         if row[_PREV] != expected_prev:
             return checked, seq, "previous-hash link does not match the event before it"
-        body = dict(zip(fields, row, strict=False))  # the row ends with the hash
-        body["details"] = loads(row[_DETAILS])
-        if sha256(_encode(body).encode()).hexdigest() != row[-1]:
+        if sha256(canonical(row)).hexdigest() != row[-1]:  # the row ends with the hash
             return checked, seq, "contents do not match the stored hash"
         expected_prev, expected_seq, checked = row[-1], expected_seq + 1, checked + 1
     return checked, None, ""

@@ -11,7 +11,7 @@ from django.db import DatabaseError, connection, connections, transaction
 from django.test import RequestFactory
 
 from opsconsole.audit import log
-from opsconsole.audit.chain import canonical_json, canonical_parts
+from opsconsole.audit.chain import CHAINED_FIELDS, canonical_json, canonical_parts, canonical_row
 from opsconsole.audit.log import MASK, record, verify_chain
 from opsconsole.audit.models import GENESIS_HASH, AuditEvent
 
@@ -381,3 +381,33 @@ def test_verify_audit_splits_a_long_chain_between_processes_and_names_the_first_
 def test_verify_audit_refuses_fewer_than_one_process():
     with pytest.raises(CommandError, match="at least 1"):
         call_command("verify_audit", "--processes", "0")
+
+
+@pytest.mark.parametrize(
+    ("actor_id", "ip", "text", "details"),
+    [
+        (None, None, "", {}),
+        (7, "2001:db8::1", 'quote " backslash \\ slash / tab \t newline \n bell \x07', {"z": [1, 2.5, None, True]}),
+        (2**40, "203.0.113.9", "café ☕ 日本 🚀 \u2028 \u2029 \x7f", {"B": {"b": 1, "a": "é"}, "a": -0.0}),
+    ],
+)
+def test_canonical_row_is_byte_for_byte_the_canonical_json(actor_id, ip, text, details):
+    """The verifier writes the canonical form of a row directly rather than through the encoder:
+    it must give exactly the bytes canonical_json() (what every stored hash covers) gives."""
+    body = {
+        "seq": 12345,
+        "at": "2026-11-26T08:00:00.000001+00:00",
+        "actor_id": actor_id,
+        "actor_name": text,
+        "action": f"a.{text}",
+        "target": text,
+        "environment": text,
+        "ip": ip,
+        "user_agent": text,
+        "request_id": text,
+        "details": details,
+        "outcome": "success",
+        "prev_hash": "0" * 64,
+    }
+    row = tuple(json.dumps(body[name]) if name == "details" else body[name] for name in CHAINED_FIELDS)
+    assert canonical_row(row) == canonical_json(body)

@@ -44,11 +44,12 @@ MB = 1024 * 1024
 
 
 def connection_from_url(url: str) -> postgres.Connection:
+    """The server of `url`, through its `postgres` database: the one the URL names need not exist."""
     parts = urllib.parse.urlparse(url)
     return postgres.Connection(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 5432,
-        dbname=(parts.path or "/postgres").lstrip("/") or "postgres",
+        dbname="postgres",
         user=urllib.parse.unquote(parts.username or "postgres"),
         password=urllib.parse.unquote(parts.password or ""),
     )

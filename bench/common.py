@@ -107,6 +107,11 @@ def bench_database_name(args) -> str:
     return "opsconsole_bench" if base == "postgres" else f"{base}_bench"
 
 
+def maintenance(params: dict) -> dict:
+    """The server's `postgres` database: the one DATABASE_URL names need not exist (CI's does not)."""
+    return {**params, "dbname": "postgres"}
+
+
 @dataclass
 class BenchDatabase:
     """A fresh database for the console, made and dropped by the driver: the bench never writes
@@ -122,7 +127,7 @@ class BenchDatabase:
 
         params = parse_database_url(args.database_url)
         name = bench_database_name(args)
-        with psycopg.connect(**params, autocommit=True) as db:
+        with psycopg.connect(**maintenance(params), autocommit=True) as db:
             db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         database = cls(params, name)
@@ -164,7 +169,7 @@ class BenchDatabase:
             connections.close_all()
         except Exception:  # Django was never set up
             pass
-        with psycopg.connect(**self.params, autocommit=True) as db:
+        with psycopg.connect(**maintenance(self.params), autocommit=True) as db:
             db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
 
 

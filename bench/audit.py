@@ -91,8 +91,9 @@ def run(args) -> list[Row]:
     async_rate, _ = appends(args.appends, synchronous_commit="off")
     events = audit_count()
     verified = _child("--verify")
-    if not verified["ok"]:
-        raise RuntimeError(f"the chain did not verify: {verified}")
+    in_process = _child("--verify", "--processes", "1")  # as the audit page's button does
+    if not (verified["ok"] and in_process["ok"]):
+        raise RuntimeError(f"the chain did not verify: {verified} {in_process}")
     growth = verified["peak_rss_mb"] - verified["before_mb"]
     return [
         Row(
@@ -114,6 +115,12 @@ def run(args) -> list[Row]:
             verified["seconds"] < 10,
             f"{verified['checked'] / verified['seconds']:,.0f} events/s; {verified['processes']} worker processes"
             " (verify_chain(processes=cores), as manage.py verify_audit)",
+        ),
+        Row(
+            "audit: the same verified in-process (the audit page's button, in a web request)",
+            f"{in_process['seconds']:.1f} s",
+            note=f"{in_process['checked'] / in_process['seconds']:,.0f} events/s, one core; peak RSS "
+            f"{in_process['peak_rss_mb']:.0f} MB ({in_process['peak_rss_mb'] - in_process['before_mb']:+.0f} MB)",
         ),
         Row(
             "audit: verifier peak RSS",
@@ -138,6 +145,7 @@ def main() -> None:
     parser.add_argument("--writer", type=int, default=0)
     parser.add_argument("--synchronous-commit", default="on")
     parser.add_argument("--verify", action="store_true")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     _setup_django()
     from django.db import connection
@@ -149,12 +157,12 @@ def main() -> None:
     if args.verify:
         before = peak_rss_mb()
         started = time.perf_counter()
-        report = verify_chain(processes=os.cpu_count() or 1)  # as `manage.py verify_audit` does
+        report = verify_chain(processes=args.processes)  # one per core, as `manage.py verify_audit` does
         seconds = time.perf_counter() - started
         workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # reaped workers' peak
         print(json.dumps({"ok": report.ok, "checked": report.checked, "problem": report.problem,
                           "seconds": seconds, "before_mb": before, "peak_rss_mb": peak_rss_mb(),
-                          "workers_peak_mb": workers_mb, "processes": os.cpu_count() or 1}))  # fmt: skip
+                          "workers_peak_mb": workers_mb, "processes": args.processes}))  # fmt: skip
     elif args.append:
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('synchronous_commit', %s, false)", [args.synchronous_commit])

@@ -1,8 +1,13 @@
 """Appending to and verifying the audit chain.
 
 `record()` is the one way to write an AuditEvent. Appends are serialised so concurrent writers
-keep one unbroken chain: on PostgreSQL with a transaction-scoped advisory lock, on SQLite by its
-single-writer transactions (settings open them IMMEDIATE).
+keep one unbroken chain: on PostgreSQL with a transaction-scoped advisory lock, taken inside the
+`audit_append()` function (migration audit.0005) that also reads the head, hashes and inserts, so
+an append is one round trip; on SQLite by its single-writer transactions (settings open them
+IMMEDIATE).
+
+`verify_chain()` walks the chain in-process; `verify_chain(processes=N)` (manage.py verify_audit)
+splits a long chain between worker processes.
 """
 
 from __future__ import annotations
@@ -84,7 +89,13 @@ def record(
     # (as before, writers on hosts with different clocks never made `at` follow `seq` strictly).
     event.at = timezone.now().astimezone(UTC)
     if connection.vendor == "postgresql":
-        _append_postgresql(event)
+        if connection.in_atomic_block:
+            # Inside the caller's transaction: a savepoint, so a refused append (a value too long
+            # for its column) can be caught without aborting the caller's transaction, as before.
+            with transaction.atomic():
+                _append_postgresql(event)
+        else:
+            _append_postgresql(event)  # autocommit: one statement, one round trip, its own transaction
         return event
     with transaction.atomic():
         last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()

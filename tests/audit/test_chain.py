@@ -411,3 +411,16 @@ def test_canonical_row_is_byte_for_byte_the_canonical_json(actor_id, ip, text, d
     }
     row = tuple(json.dumps(body[name]) if name == "details" else body[name] for name in CHAINED_FIELDS)
     assert canonical_row(row) == canonical_json(body)
+
+
+def test_a_refused_append_inside_a_callers_transaction_leaves_that_transaction_usable():
+    record("tests.before")
+    with transaction.atomic():
+        with pytest.raises(DatabaseError):
+            record("x" * 101)  # longer than the action column
+        record("tests.after")  # the caller's transaction goes on
+    assert list(AuditEvent.objects.order_by("seq").values_list("seq", "action")) == [
+        (1, "tests.before"),
+        (2, "tests.after"),
+    ]
+    assert verify_chain().ok

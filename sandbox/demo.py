@@ -22,7 +22,7 @@ from deployments import ecr
 from deployments.models import Environment, Release, Strategy, Tier
 from opsconsole.access.models import ApiToken, Role, RoleBinding, hash_token
 from sandbox.bootstrap import DR_REGION, REGION, REPOSITORY, TAGS, Stack
-from sandbox.history import seed_backup_history, seed_deploy_history
+from sandbox.history import record_sandbox_start, seed_backup_history, seed_deploy_history
 
 DEMO_USERS = {
     "vera": Role.VIEWER,
@@ -165,6 +165,8 @@ def seed(stack: Stack, var_dir: Path, console_url: str) -> Demo:
     # The sandbox AWS starts afresh on every start, running the first tag everywhere.
     first = Release.objects.filter(tag=TAGS[0], digest=stack.images[TAGS[0]]).first()
     Environment.objects.filter(name__in=stack.environments).update(live_release=first, live_color="blue")
+    for environment in Environment.objects.filter(name__in=stack.environments) if first else ():
+        record_sandbox_start(environment, first)
     seed_backup_policies(stack)
     seed_backup_history()
     seed_dr_plans(stack, health)

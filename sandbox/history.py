@@ -43,6 +43,33 @@ def seed_backup_history(now: datetime | None = None) -> None:
     _seed_backups(random.Random(2027), _hour(now))
 
 
+def record_sandbox_start(environment: Environment, release: Release, now: datetime | None = None) -> None:
+    """The sandbox AWS starts afresh on every start, running `release`: say so in the environment's
+    history when its newest successful deploy is another release, so that history and "Live" agree."""
+    newest = (
+        Deployment.objects.filter(environment=environment, run__status=Status.SUCCEEDED)
+        .order_by("-run__finished_at")
+        .values_list("release_id", flat=True)
+        .first()
+    )
+    if newest in (None, release.pk):
+        return
+    at = now or timezone.now()
+    run = Run.objects.create(
+        kind=f"deployments.{DeploymentKind.DEPLOY}",
+        environment=environment,
+        status=Status.SUCCEEDED,
+        params={"environment": environment.name, "release": {"id": release.pk, "tag": release.tag}, "sandbox": True},
+        requested_by_name="sandbox",
+        created_at=at,
+        started_at=at,
+        finished_at=at,
+    )
+    message = f"The sandbox started: its AWS starts afresh on every start, running {release.tag} here."
+    RunEvent.objects.create(run=run, seq=1, at=at, message=message)
+    Deployment.objects.create(run=run, environment=environment, release=release, kind=DeploymentKind.DEPLOY)
+
+
 def _release(repository: str, number: int, registered: datetime) -> Release:
     digest = "sha256:" + hashlib.sha256(f"demo-history-{number}".encode()).hexdigest()
     return Release.objects.create(

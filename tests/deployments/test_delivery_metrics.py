@@ -281,6 +281,21 @@ def test_the_sandbox_demo_history_fills_the_page_once(staging, production):
     assert history.weeks_over_rpo >= 1  # the made-up outage
 
 
+def test_the_sandbox_start_makes_history_agree_with_the_live_release(staging, production):
+    """The sandbox AWS starts afresh, running its first release: the history says so once, so its
+    newest successful deploy is the release shown as live."""
+    from sandbox.history import record_sandbox_start, seed_deploy_history
+
+    seed_deploy_history("example/api", now=NOW)
+    live = release(NOW)
+    for _ in range(2):  # a second start with the same release adds nothing
+        record_sandbox_start(production, live, now=NOW + H)
+    newest = Deployment.objects.filter(environment=production, run__status=Status.SUCCEEDED)
+    assert newest.order_by("-run__finished_at").first().release == live
+    assert newest.filter(release=live).count() == 1
+    assert "sandbox started" in newest.get(release=live).run.events.get().message
+
+
 # --- Chart geometry (opsconsole/ui/charts.py) -----------------------------------------------------
 
 

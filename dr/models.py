@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -71,6 +71,11 @@ class DRPlan(models.Model):
     terraform_workspace = models.CharField(
         max_length=90,
         blank=True,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9][A-Za-z0-9_-]*$", "Letters, digits, '-' and '_' only (a Terraform workspace name)."
+            )
+        ],
         help_text="The Terraform workspace of the DR stack; empty: the environment's workspace name + '-dr'.",
     )
 

@@ -41,6 +41,7 @@ def stack_params(plan: DRPlan) -> dict | None:
         return None
     return {
         "directory": workspace.directory,
+        "environment_id": plan.environment_id,
         "workspace": plan.terraform_workspace or f"{workspace.name}-dr",
         "var_file": plan.terraform_var_file,
         "backend_config": workspace.backend_config,
@@ -93,7 +94,8 @@ class DRStack:
                 add_secret(value)
             env[f"TF_VAR_{variable}"] = value
         self.secrets = [value for value in env.values() if value]
-        self.data_dir = conf.work_dir() / "data" / f"dr-{params['workspace']}"
+        # Per environment: two plans naming the same workspace may use other code or backends.
+        self.data_dir = conf.work_dir() / "data" / f"dr-{params.get('environment_id', 0)}-{params['workspace']}"
         self.tf = Terraform(
             directory=self.directory,
             data_dir=self.data_dir,

@@ -134,3 +134,20 @@ def test_without_a_terraform_workspace_the_failover_scales_and_says_why(plan, op
         message__startswith="The DR plan names env/dr.tfvars, but there was no Terraform workspace for staging"
     ).exists()
     assert DROperation.objects.get(run=run).progress["service"]["terraform"] is None
+
+
+def test_plans_naming_the_same_workspace_keep_apart_and_odd_names_are_refused(terraform_root, staging, production):
+    from django.core.exceptions import ValidationError
+
+    from tests.dr.conftest import offline_plan
+
+    stacks = []
+    for environment in (staging, production):
+        Workspace.objects.create(environment=environment, name=environment.name)
+        plan = offline_plan(environment, terraform_var_file="env/dr.tfvars", terraform_workspace="dr")
+        stacks.append(drterraform.DRStack(drterraform.stack_params(plan)))
+    assert stacks[0].data_dir != stacks[1].data_dir  # other code or backends: never one .terraform
+
+    plan.terraform_workspace = "../../elsewhere"
+    with pytest.raises(ValidationError, match="a Terraform workspace name"):
+        plan.full_clean()

@@ -61,4 +61,6 @@ def email(event: Event, environment: str, facts: dict, summary: str, at: str) ->
         lines += [f"Open in the ops console: {facts['link']}", ""]
     lines += [f"{key}: {value}" for key, value in _details(facts).items() if key != "link"]
     lines += ["", f"{event.label} in {environment} at {at}.", "-- the ops console"]
-    return {"subject": f"[opsconsole] {summary}"[:200], "body": "\n".join(lines)}
+    # A header must be one line: a DR reason or a run's error may hold newlines (BadHeaderError).
+    subject = " ".join(f"[opsconsole] {summary}".split())[:200]
+    return {"subject": subject, "body": "\n".join(lines)}

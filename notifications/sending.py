@@ -85,10 +85,12 @@ def post_json(url: str, body: dict, timeout: float, secrets: tuple[str, ...] = (
 
 def send_email(subject: str, body: str, recipients: list[str]) -> Result:
     from django.conf import settings
-    from django.core.mail import send_mail
+    from django.core.mail import BadHeaderError, send_mail
 
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
+    except (BadHeaderError, ValueError, TypeError) as exc:  # the message itself is wrong: a retry fails the same
+        return Result(ok=False, error=f"{type(exc).__name__}: {str(exc)[:300]}", retryable=False)
     except Exception as exc:  # SMTP errors, refused connections, timeouts: all worth a retry
         return Result(ok=False, error=f"{type(exc).__name__}: {str(exc)[:300]}", retryable=True)
     return Result(ok=True)

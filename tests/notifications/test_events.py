@@ -185,3 +185,37 @@ def test_a_database_error_inside_notify_leaves_the_callers_transaction_usable(st
         Run.objects.create(kind="maintenance.selftest", environment=staging)
     assert Run.objects.count() == 1
     assert delivered(staging) == []
+
+
+def test_a_multi_line_error_is_emailed_with_a_one_line_subject(staging, notify_settings):
+    email_channel(staging, ["deploy.failed"])
+    error = "Traceback (most recent call last):\n  File x\r\nRuntimeError: smoke"
+    notify("deploy.failed", staging, run=9, kind_label="Deploy", release="v3", status="failed", error=error)
+    assert delivered(staging) == [("deploy.failed", DeliveryStatus.SENT)]
+    [message] = mail.outbox
+    assert "\n" not in message.subject and "\r" not in message.subject
+    assert message.subject.startswith("[opsconsole] staging: Deploy of v3 failed (run #9): Traceback (most recent")
+    assert "RuntimeError: smoke" in message.body
+
+
+def test_a_multi_line_dr_reason_is_emailed_with_a_one_line_subject(staging, users, notify_settings):
+    email_channel(staging, ALL)
+    plan = offline_plan(staging)
+    dr_services.request(
+        plan, users["dr_operator"], Operation.FAILOVER, reason="us-east-1 is down\nsee INC-42", typed_name="staging"
+    )
+    assert delivered(staging) == [("dr.requested", DeliveryStatus.SENT)]
+    [message] = mail.outbox
+    assert message.subject.endswith("awaiting a second approval: us-east-1 is down see INC-42")
+
+
+def test_a_bad_header_is_not_retried(staging, notify_settings):
+    from django.core.mail import BadHeaderError
+
+    email_channel(staging, ["deploy.failed"])
+    with mock.patch("django.core.mail.send_mail", side_effect=BadHeaderError("Header values can't contain newlines")):
+        notify("deploy.failed", staging, run=9, kind_label="Deploy", release="v3", status="failed", error="x")
+        assert delivered(staging) == [("deploy.failed", DeliveryStatus.FAILED)]
+    delivery = Delivery.objects.get(environment=staging)
+    assert delivery.attempt_count == 1
+    assert "BadHeaderError" in delivery.last_error

@@ -168,7 +168,7 @@ def resume(request, name: str, run_id: int):
 def check_now(request, name: str):
     plan = _plan(request, name)
     require(request, Action.DR, plan.environment)
-    check = readiness.check(plan, requested_by=request.user.get_username())
+    check = readiness.check(plan, requested_by=request.user.get_username(), plan_terraform=False)
     record(
         "dr.readiness.checked",
         target=f"dr_plan:{plan.pk}",

@@ -11,6 +11,7 @@ import pytest
 from dr import readiness
 from dr import terraform as drterraform
 from dr.models import DROperation
+from infrastructure import conf
 from infrastructure.models import Workspace
 from opsconsole.runs.models import Status
 from sandbox.bootstrap import DR_REGION, clients
@@ -151,3 +152,22 @@ def test_plans_naming_the_same_workspace_keep_apart_and_odd_names_are_refused(te
     plan.terraform_workspace = "../../elsewhere"
     with pytest.raises(ValidationError, match="a Terraform workspace name"):
         plan.full_clean()
+
+
+def test_a_check_from_the_page_repeats_the_scheduled_terraform_item_rather_than_planning(
+    plan, workspace, terraform_root, users
+):
+    from tests.conftest import client_for
+
+    plan.terraform_var_file = "env/dr.tfvars"
+    plan.save()
+    page = client_for(users["dr_operator"])
+
+    page.post(f"/dr/{plan.environment.name}/check/")
+    item = terraform_item(plan.checks.latest("pk"))
+    assert item["ok"] is False and item["detail"].startswith("Not planned yet")
+    assert not list((conf.work_dir() / "data").glob("dr-*"))  # no Terraform ran in the request
+
+    scheduled = terraform_item(readiness.check(plan))
+    page.post(f"/dr/{plan.environment.name}/check/")
+    assert terraform_item(plan.checks.latest("pk")) == scheduled  # with its own time

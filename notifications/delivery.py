@@ -151,10 +151,12 @@ def backoff(attempt: int) -> float:
 def deliver(delivery_id: int) -> str:
     """Make one attempt at a pending delivery; returns its status afterwards.
 
-    Claimed with a conditional UPDATE (pending -> sending), so a message delivered twice sends once."""
+    Claimed with a conditional UPDATE (pending -> sending), so a message delivered twice sends once.
+    While sending, next_attempt_at holds the claim time: the sweep measures a lost attempt from it,
+    not from when the attempt was due (a busy queue may claim a delivery long after that)."""
     close_old_connections()
     claimed = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).update(
-        status=DeliveryStatus.SENDING
+        status=DeliveryStatus.SENDING, next_attempt_at=timezone.now()
     )
     if not claimed:
         return "not-claimed"

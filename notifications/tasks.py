@@ -66,7 +66,9 @@ def check_overdue_backups(now=None) -> list[int]:
 
 def resend_lost(now=None) -> list[int]:
     """Pending deliveries whose next attempt is long past lost their queue message (a broker that
-    lost its data, a worker killed mid-attempt); claiming is conditional, so a re-send is safe."""
+    lost its data, a worker killed mid-attempt); claiming is conditional, so a re-send is safe.
+    A sending delivery's next_attempt_at is when it was claimed, so one claimed late by a busy
+    queue is not taken for lost while its attempt is still running."""
     now = now or timezone.now()
     Delivery.objects.filter(status=DeliveryStatus.SENDING, next_attempt_at__lt=now - LOST_AFTER).update(
         status=DeliveryStatus.PENDING

@@ -2,11 +2,13 @@
 once per episode, and re-sends deliveries whose queue message was lost."""
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.utils import timezone
 
 from backups.models import Backup, BackupPolicy, BackupStatus, Kind
+from notifications import delivery as delivery_module
 from notifications.delivery import wait_for_inline_deliveries
 from notifications.models import Delivery, DeliveryStatus
 from notifications.tasks import check_overdue_backups, resend_lost, sweep
@@ -103,3 +105,30 @@ def test_a_delivery_whose_message_was_lost_is_sent_by_the_sweep(staging, notify_
 def test_the_sweep_is_a_registered_periodic_task(db):
     assert PERIODIC["notifications: overdue backups and lost deliveries"][0] == "notifications.tasks.sweep"
     assert sweep() == {"overdue": [], "resent": []}
+
+
+def test_a_delivery_claimed_late_is_not_taken_for_lost_while_it_is_being_sent(staging, notify_settings, receiver):
+    channel = slack_channel(staging, ["deploy.failed"])
+    late = Delivery.objects.create(
+        channel=channel,
+        channel_name=channel.name,
+        channel_kind=channel.kind,
+        environment=staging,
+        event="deploy.failed",
+        summary="staging: deploy failed",
+        payload={"text": "staging: deploy failed"},
+        next_attempt_at=timezone.now() - timedelta(minutes=12),  # the queue was busy
+    )
+    seen = {}
+    real_send = delivery_module._send
+
+    def send_while_the_sweep_runs(delivery):
+        seen["resent"] = resend_lost()
+        seen["status"] = Delivery.objects.get(pk=delivery.pk).status
+        return real_send(delivery)
+
+    with mock.patch.object(delivery_module, "_send", side_effect=send_while_the_sweep_runs):
+        assert delivery_module.deliver(late.pk) == DeliveryStatus.SENT
+    assert seen == {"resent": [], "status": DeliveryStatus.SENDING}
+    assert wait_for_inline_deliveries()
+    assert len(receiver.to(SLACK_PATH)) == 1

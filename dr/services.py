@@ -30,7 +30,7 @@ from opsconsole.runs.context import append_event
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue
 from opsconsole.runs.models import ACTIVE, EnvironmentLock, Level, Run, Status
 from opsconsole.runs.registry import UnknownRunKind, get_kind
-from opsconsole.runs.services import NotPermitted, launch, principal_name
+from opsconsole.runs.services import NotPermitted, launch, person_of, principal_name
 
 DR_KINDS = tuple(RUN_KINDS.values())
 RESUMABLE = (Status.FAILED, Status.ERRORED, Status.CANCELED)
@@ -40,14 +40,6 @@ __all__ = ["Refused", "request", "decide", "resume", "person_of"]
 
 def _user(principal):
     return principal if getattr(principal, "is_authenticated", False) else None
-
-
-def person_of(principal):
-    """The human behind a principal: the signed-in user, or the active owner of an API token."""
-    if isinstance(principal, ApiToken):
-        owner = principal.created_by
-        return owner if owner is not None and owner.is_active and principal.is_active else None
-    return _user(principal)
 
 
 def may_dr(principal, environment) -> bool:
@@ -133,11 +125,6 @@ def _launch(plan: DRPlan, principal, operation: str, reason: str, resumes: DROpe
             awaiting_approval=resumes is None,
             check_permission=False,
         )
-        person = person_of(principal)
-        if run.requested_by_id is None and person is not None:
-            # A token's owner is the requester for the two-person rule.
-            Run.objects.filter(pk=run.pk).update(requested_by=person)
-            run.requested_by = person
         DROperation.objects.create(
             plan=plan,
             run=run,

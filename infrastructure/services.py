@@ -18,7 +18,7 @@ from infrastructure.models import Plan, Workspace
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed
 from opsconsole.runs.models import ACTIVE, Run, Status
-from opsconsole.runs.services import NotPermitted, launch
+from opsconsole.runs.services import NotPermitted, launch, person_of
 
 TERRAFORM_KINDS = ("terraform.plan", "terraform.apply", "terraform.drift")
 
@@ -58,11 +58,14 @@ def decide(run: Run, principal, decision: str, comment: str = "") -> Run:
     if run.kind != "terraform.apply":
         raise Refused(f"Run #{run.pk} is not a Terraform apply.", "invalid")
     plan = Plan.objects.select_related("run", "workspace").filter(run_id=run.params.get("plan_run")).first()
+    person = person_of(principal)
     if decision == "approve" and plan is not None:
-        if getattr(principal, "pk", None) is not None and plan.run.requested_by_id == principal.pk:
+        if person is not None and plan.run.requested_by_id == person.pk:
             raise Refused("You made this plan; another approver must approve applying it.", "self_approval")
-        if run.requested_by_id != getattr(principal, "pk", None) and allowed(
-            principal, Action.APPROVE, run.environment
+        if (
+            person is not None
+            and run.requested_by_id != person.pk
+            and allowed(principal, Action.APPROVE, run.environment)
         ):
             stale = plan.staleness(exclude_run=run.pk)
             if stale:

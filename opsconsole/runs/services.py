@@ -35,6 +35,15 @@ def principal_name(principal) -> str:
     return principal.get_username()
 
 
+def person_of(principal):
+    """The human behind a principal: the signed-in user, or the active owner of an active API token.
+    None for the system, an anonymous user, a revoked token or one whose owner is gone or inactive."""
+    if hasattr(principal, "token_hash"):
+        owner = principal.created_by
+        return owner if owner is not None and owner.is_active and principal.is_active else None
+    return principal if getattr(principal, "is_authenticated", False) else None
+
+
 def launch(
     kind_name: str,
     *,
@@ -75,7 +84,8 @@ def launch(
             environment=environment,
             params=params,
             status=Status.AWAITING_APPROVAL if awaiting_approval else Status.QUEUED,
-            requested_by=user,
+            # A token's owner is the requester: the two-person rule must see them.
+            requested_by=person_of(principal),
             requested_by_name=principal_name(principal),
         )
         record(

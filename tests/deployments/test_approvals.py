@@ -4,6 +4,7 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from deployments.models import Approval, Release
@@ -127,3 +128,34 @@ def test_the_environment_page_lists_pending_requests_with_approve_buttons(users,
     )
     assert response.status_code == 200
     assert Run.objects.get(pk=run.pk).status == Status.QUEUED
+
+
+def test_a_deploy_requested_with_a_token_cannot_be_approved_by_the_tokens_owner(users, protected, release, dispatched):
+    """A token is not a signed-in user, but its owner is the requester: the two-person rule holds."""
+    import json
+
+    from opsconsole.access.models import ApiToken, Role, RoleBinding
+
+    RoleBinding.objects.create(user=users["deployer"], role=Role.APPROVER, environment=protected)
+    _, raw = ApiToken.issue("dana-ci", ["view", "deploy"], [protected], created_by=users["deployer"])
+    response = Client().post(
+        "/api/v1/environments/production/deploy",
+        json.dumps({"release_id": release.pk}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    assert response.status_code in (200, 201, 202), response.content
+    run = Run.objects.get(kind="deployments.deploy")
+    assert run.status == Status.AWAITING_APPROVAL and run.requested_by == users["deployer"]
+    votes = AuditEvent.objects.filter(action="deployments.deploy.approved").count()
+    with pytest.raises(Refused, match="cannot approve your own request") as refused:
+        decide(run, users["deployer"], "approve")
+    assert refused.value.code == "self_approval"
+    page = client_for(users["deployer"]).post(
+        f"/environments/production/runs/{run.pk}/decide/", {"decision": "approve", "comment": "mine"}, follow=True
+    )
+    assert "cannot approve your own request" in page.content.decode()
+    run.refresh_from_db()
+    assert run.status == Status.AWAITING_APPROVAL and not Approval.objects.exists()
+    assert AuditEvent.objects.filter(action="deployments.deploy.approved").count() == votes
+    dispatched.assert_not_called()

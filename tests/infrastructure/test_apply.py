@@ -127,3 +127,17 @@ def test_an_apply_nobody_approves_in_time_expires(users, workspace):
     assert services.expire_applies() == 1
     apply.refresh_from_db()
     assert apply.status == Status.CANCELED and apply.error == "Approval expired."
+
+
+def test_an_apply_requested_with_a_token_cannot_be_approved_by_the_tokens_owner(users, workspace, approver_who_deploys):
+    from opsconsole.access.models import ApiToken
+
+    token, _ = ApiToken.issue("dana-ci", ["view", "deploy"], [workspace.environment], created_by=users["deployer"])
+    plan = plan_of(workspace, users["admin"])
+    apply = services.request_apply(plan, token)
+    assert apply.requested_by == users["deployer"]
+    with pytest.raises(services.Refused, match="another") as refused:
+        services.decide(apply, users["deployer"], "approve")
+    assert refused.value.code == "self_approval"
+    apply.refresh_from_db()
+    assert apply.status == Status.AWAITING_APPROVAL and not Approval.objects.exists()

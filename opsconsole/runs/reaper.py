@@ -36,9 +36,13 @@ def reap() -> dict:
                 continue
             append_event(run, f"Errored ({reason}). The environment lock was released.", Level.ERROR)
             audit_outcome(run, {"reason": "worker_lost"})
-            dispatch_next_waiting(run.environment_id)
         reaped.append(run.pk)
-        report_what_was_left(run)
+        # Look at what the worker left before the next waiting run may change it (a deploy
+        # waiting on this environment would otherwise update the very service being asked about).
+        try:
+            report_what_was_left(run)
+        finally:
+            dispatch_next_waiting(run.environment_id)
 
     # Locks left by runs that ended some other way (defensive: transition() frees them).
     stale = EnvironmentLock.objects.filter(run__isnull=False).exclude(run__status__in=EXECUTING)

@@ -46,3 +46,32 @@ def test_a_run_waiting_on_a_held_lock_is_not_resent(staging):
     with mock.patch("opsconsole.runs.dispatch.dispatch") as dispatch:
         assert waiting.pk not in reap()["resent"]
     dispatch.assert_not_called()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_what_a_lost_worker_left_is_told_before_the_next_waiting_run_starts(staging, settings):
+    settings.RUN_LOST_AFTER_SECONDS = 60
+    order = []
+    lost = Run.objects.create(
+        kind="maintenance.selftest",
+        status=Status.RUNNING,
+        environment=staging,
+        worker="w1",
+        heartbeat_at=timezone.now() - timedelta(minutes=10),
+    )
+    EnvironmentLock.objects.create(environment=staging, run=lost, held_by="w1", reason="run")
+    waiting = Run.objects.create(kind="maintenance.selftest", status=Status.QUEUED, environment=staging)
+
+    def look(run):
+        order.append(("report", run.pk))
+        return "the service still runs v1", {"task_definition": "app:1"}
+
+    with (
+        mock.patch.dict("opsconsole.runs.reaper.LOST_HANDLERS", {"maintenance.selftest": look}),
+        mock.patch("opsconsole.runs.dispatch.dispatch", side_effect=lambda pk, *a, **k: order.append(("dispatch", pk))),
+    ):
+        assert reap()["reaped"] == [lost.pk]
+    assert order == [("report", lost.pk), ("dispatch", waiting.pk)]
+    lost.refresh_from_db()
+    assert lost.status == Status.ERRORED
+    assert lost.result["worker_lost"] == {"task_definition": "app:1"}

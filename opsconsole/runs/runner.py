@@ -113,6 +113,11 @@ def _with_database(write) -> None:
 
 
 def _finish(run: Run, writer: EventWriter, status: str, message: str, level: str, **fields) -> None:
+    # Decide from the stored status: a failed earlier attempt (the database went away after
+    # transition()) leaves the in-memory one changed although its transaction was rolled back.
+    stored = Run.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+    if stored is not None:
+        run.status = stored
     if run.status == Status.ROLLING_BACK and status == Status.SUCCEEDED:
         # A job that switched to rolling back and then completed has rolled back, not succeeded.
         status, message, level = Status.ROLLED_BACK, "Rolled back.", Level.WARNING

@@ -159,3 +159,34 @@ def test_a_user_without_the_role_cannot_start_a_run(users, staging):
     with pytest.raises(NotPermitted, match="permission"):
         launch("maintenance.selftest", principal=users["viewer"], environment=staging, params={"lines": 1})
     assert not Run.objects.exists()
+
+
+def test_a_rolled_back_run_whose_first_end_write_failed_still_ends_rolled_back(staging, monkeypatch):
+    from unittest import mock
+
+    from django.db import OperationalError
+
+    from opsconsole.runs.context import EventWriter
+
+    run = Run.objects.create(kind="maintenance.selftest", status=Status.RUNNING, environment=staging)
+    run.transition(Status.ROLLING_BACK)
+    real_audit = runner.audit_outcome
+    calls = []
+
+    def audit_failing_once(run, *args, **kwargs):
+        calls.append(run.status)
+        if len(calls) == 1:  # after transition() changed run.status in memory
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_audit(run, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "audit_outcome", audit_failing_once)
+    with mock.patch.object(runner, "wait_for_database", return_value=True):
+        runner._with_database(
+            lambda: runner._finish(run, EventWriter(run), Status.SUCCEEDED, "Succeeded.", "info", result={})
+        )
+    run.refresh_from_db()
+    assert calls == [Status.ROLLED_BACK, Status.ROLLED_BACK]
+    assert run.status == Status.ROLLED_BACK
+    messages = list(run.events.values_list("message", flat=True))
+    assert "Rolled back." in messages
+    assert not any(m.startswith("Could not record the outcome") for m in messages)

@@ -16,7 +16,7 @@ from django.conf import settings
 from deployments import ecs, prometheus
 from deployments.ecs import Poller, StepFailed
 from deployments.models import Color, Deployment, Environment, Strategy
-from deployments.services import lock_after_rollback
+from deployments.services import Refused, check_blockers, lock_after_rollback
 from opsconsole import aws
 from opsconsole.runs.context import Canceled, RunContext, RunFailed
 from opsconsole.runs.models import Status
@@ -296,8 +296,17 @@ class Deploy:
         return {"live_color": idle, "task_definition": new}
 
 
+def refuse_if_blocked(ctx: RunContext) -> None:
+    """A deploy queued before a failover must not start against the primary region afterwards."""
+    try:
+        check_blockers(ctx.run.environment)
+    except Refused as refused:
+        raise RunFailed(f"{refused} Nothing was changed on the service.") from None
+
+
 @run_kind("deployments.deploy", "Deploy", action="deploy")
 def deploy(ctx: RunContext) -> dict:
+    refuse_if_blocked(ctx)
     return Deploy(ctx).run(migrate=True)
 
 
@@ -337,6 +346,7 @@ def warn_about_newer_migrations(ctx: RunContext, deployment: Deployment) -> None
 @run_kind("deployments.rollback", "Rollback", action="deploy")
 def rollback(ctx: RunContext) -> dict:
     """Deploy an earlier good release again, without migrations, then lock the environment."""
+    refuse_if_blocked(ctx)
     job = Deploy(ctx)
     warn_about_newer_migrations(ctx, job.deployment)
     result = job.run(migrate=False)

@@ -32,6 +32,12 @@ DEPLOY_KINDS = ("deployments.deploy", "deployments.rollback")
 CHANGE_BLOCKERS: list[Callable[[Environment], None]] = []
 
 
+def check_blockers(environment: Environment) -> None:
+    """Raise Refused if an app forbids changing `environment` now (at request, approval and start)."""
+    for blocker in CHANGE_BLOCKERS:
+        blocker(environment)
+
+
 def _user(principal):
     return principal if getattr(principal, "is_authenticated", False) else None
 
@@ -99,8 +105,7 @@ def _check_can_change(environment: Environment, principal, action: str, override
         raise NotPermitted(f"You do not have permission to deploy to {environment}.")
     if not environment.is_deployable:
         raise Refused(f"{environment} has no ECS cluster, service and container configured.", "not_configured")
-    for blocker in CHANGE_BLOCKERS:
-        blocker(environment)
+    check_blockers(environment)
     lock = EnvironmentLock.objects.filter(environment=environment).first()
     if lock is not None:
         raise Refused(f"{environment} is locked by {lock.describe()}. Unlock it first.", "locked")
@@ -224,6 +229,9 @@ def decide(run: Run, principal, decision: str, comment: str = "") -> Run:
     environment = run.environment
 
     def enough(run: Run) -> str | None:
+        if run.kind in DEPLOY_KINDS:
+            # The environment may have failed over since the request: refuse the vote (rolled back).
+            check_blockers(environment)
         approvals = run.approvals.filter(decision="approve").count()
         if approvals < environment.required_approvals:
             return None

@@ -90,3 +90,57 @@ def test_the_deploy_api_answers_409_naming_the_failover(plan, users, release, cl
     assert response.status_code == 409
     assert response.json()["code"] == "failed_over" and "failed over to us-west-2" in response.json()["error"]
     assert not Run.objects.exists()
+
+
+def fail_over(plan) -> DROperation:
+    done = failover(plan, Status.SUCCEEDED)
+    DROperation.objects.filter(pk=done.pk).update(dns_switched_at=timezone.now())
+    DRPlan.objects.filter(pk=plan.pk).update(active_site=Site.DR)
+    return done
+
+
+def test_a_deploy_requested_before_a_failover_cannot_be_approved_after_it(plan, users, release, no_execution):
+    from deployments.models import Approval
+    from deployments.services import decide
+    from opsconsole.audit.models import AuditEvent
+
+    plan.environment.required_approvals = 1
+    plan.environment.save()
+    run = request_deploy(plan.environment, release, users["deployer"])
+    assert run.status == Status.AWAITING_APPROVAL
+    done = fail_over(plan)
+    audited = AuditEvent.objects.count()
+    with pytest.raises(Refused) as refused:
+        decide(Run.objects.get(pk=run.pk), users["approver"], "approve", "ok")
+    assert refused.value.code == "failed_over"
+    assert f"failed over to us-west-2 by DR failover run #{done.run_id}" in str(refused.value)
+    run.refresh_from_db()
+    assert run.status == Status.AWAITING_APPROVAL and not Approval.objects.exists()
+    assert AuditEvent.objects.count() == audited and not run.events.filter(message__startswith="Approved").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["deploy", "rollback"])
+def test_a_deploy_queued_before_a_failover_fails_at_its_start_without_touching_the_service(
+    plan, users, release, no_execution, kind
+):
+    from opsconsole.runs.runner import execute
+
+    if kind == "deploy":
+        run = request_deploy(plan.environment, release, users["deployer"])
+    else:
+        first = request_deploy(plan.environment, release, users["deployer"])
+        Run.objects.filter(pk=first.pk).update(status=Status.SUCCEEDED)
+        newer = Release.objects.create(repository="r", tag="v10", digest="sha256:" + "a" * 64, registered_by_name="ci")
+        plan.environment.live_release = newer
+        plan.environment.save()
+        run = request_rollback(plan.environment, release, users["deployer"])
+    assert run.status == Status.QUEUED
+    done = fail_over(plan)
+    execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.FAILED
+    assert run.error == (
+        f"staging is failed over to us-west-2 by DR failover run #{done.run_id}; deploys are refused until a "
+        "failback returns it to us-east-1. Nothing was changed on the service."
+    )

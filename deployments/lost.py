@@ -26,13 +26,20 @@ def _describe(run: Run, service_name: str) -> tuple[str, dict]:
     return service.task_definition, {"deployments": len(deployments), "settled": settled}
 
 
-def _weights(run: Run) -> dict[str, int]:
+def _shares(run: Run) -> dict[str, float]:
+    """Each target group's share of the traffic in percent. Forward weights are relative (a single
+    group weighted 1 takes it all), and an action may name one group with no ForwardConfig."""
     p = run.params
     elbv2 = aws.client("elbv2", p["aws_region"], p.get("role_arn", ""))
     listener = elbv2.describe_listeners(ListenerArns=[p["listener_arn"]])["Listeners"][0]
-    groups = listener["DefaultActions"][0].get("ForwardConfig", {}).get("TargetGroups", [])
+    action = listener["DefaultActions"][0]
+    groups = action.get("ForwardConfig", {}).get("TargetGroups", [])
+    if not groups and action.get("TargetGroupArn"):
+        groups = [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}]
     colours = {p["blue_target_group_arn"]: "blue", p["green_target_group_arn"]: "green"}
-    return {colours.get(g["TargetGroupArn"], g["TargetGroupArn"]): g.get("Weight", 0) for g in groups}
+    weights = {colours.get(g["TargetGroupArn"], g["TargetGroupArn"]): g.get("Weight", 1) for g in groups}
+    total = sum(weights.values())
+    return {name: round(100 * weight / total, 1) if total else 0 for name, weight in weights.items()}
 
 
 @on_worker_lost("deployments.deploy", "deployments.rollback")
@@ -42,16 +49,17 @@ def service_left_behind(run: Run) -> tuple[str, dict]:
     new = record.task_definition_arn if record else ""
     kept = record.previous_task_definition_arn if record else ""
     if p.get("strategy") == Strategy.BLUE_GREEN:
-        weights = dict(sorted(_weights(run).items()))  # blue, then green
+        weights = dict(sorted(_shares(run).items()))  # blue, then green
         live = p["live_color"]
         idle = Color.GREEN if live == Color.BLUE else Color.BLUE
-        on = "kept" if weights.get(live, 0) == 100 else "split" if weights.get(live, 0) else "new"
+        live_share = weights.get(live, 0)
+        on = "kept" if live_share and live_share == sum(weights.values()) else "split" if live_share else "new"
         new_text = f"the new task definition {new}" if new else "no new task definition yet"
         what = {
             "kept": f"all traffic still goes to {live}, the live colour; {idle} has {new_text}, unused",
             "new": f"all traffic goes to {idle}, with {new_text}; the deploy's checks did not finish: verify it",
             "split": "traffic is SPLIT: "
-            + ", ".join(f"{colour} {weight}%" for colour, weight in weights.items())
+            + ", ".join(f"{colour} {weight:g}%" for colour, weight in weights.items())
             + f" ({idle} has {new_text}); shift it back or forward by hand",
         }[on]
         return f"The worker was lost mid-deploy: {what}.", {"on": on, "weights": weights, "new": new, "kept": kept}

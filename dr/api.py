@@ -6,8 +6,9 @@ The guard is the DR page's, through dr.services: DR permission, the environment'
 a browser session must be in sudo mode (confirmed its password recently); a token is a credential
 an admin minted with the `dr` scope and that is shown once, so it stands in for the password, and
 the person behind it (its owner, who must still be a DR operator or admin there) is the requester
-for the two-person rule. Every refusal after the permission check is audited as
-`dr.<operation>.refused` (outcome denied) and changes nothing else.
+for the two-person rule. Every refusal after the permission check (a failed CSRF check, no sudo
+mode, bad input, the state) is audited as `dr.<operation>.refused` (outcome denied) and changes
+nothing else; a body over the upload limit is refused 413 before it is read, unaudited.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dr.models import RUN_KINDS, DROperation, DRPlan, Operation
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, principal_of, visible_environment_ids
 from opsconsole.access.sudo import in_sudo_mode
-from opsconsole.api import BadRequest, error, json_body
+from opsconsole.api import BadRequest, TooLarge, error, json_body
 from opsconsole.api import api_endpoint as endpoint
 from opsconsole.runs.api import enforce_csrf_for_session, run_json
 from opsconsole.runs.models import Run
@@ -152,18 +153,25 @@ def operations(request, name: str):
 
 
 def _guarded(request, plan: DRPlan, operation: str, act):
-    """Permission (403, nothing recorded) -> re-authentication -> act; any later refusal is audited."""
+    """Permission (403, nothing recorded) -> CSRF and re-authentication (403, audited) -> act; any
+    later refusal is audited, except a body too large to read (413)."""
     principal = principal_of(request)
     if not services.may_dr(principal, plan.environment):
         raise PermissionDenied(
             f"Only DR operators may do this in {plan.environment} (a token needs the dr scope and an owner who "
             "is a DR operator or admin there)."
         )
-    enforce_csrf_for_session(request)
-    if request.api_token is None and not in_sudo_mode(request):
-        raise PermissionDenied("Confirm your password first (sudo mode), then repeat the request.")
+    try:
+        enforce_csrf_for_session(request)
+        if request.api_token is None and not in_sudo_mode(request):
+            raise PermissionDenied("Confirm your password first (sudo mode), then repeat the request.")
+    except PermissionDenied as exc:
+        services.record_refusal(plan, principal, operation, exc)
+        raise
     try:
         return act(principal, json_body(request))
+    except TooLarge:
+        raise  # 413 from api_endpoint; the body was not read, so there is no request to audit
     except (services.Refused, BadRequest, NotPermitted) as exc:
         code = getattr(exc, "code", "forbidden")
         services.record_refusal(plan, principal, operation, exc)

@@ -150,6 +150,16 @@ def test_bad_requests_are_refused_audited_and_change_nothing(client, users, plan
     assert refused_events() == [{"outcome": Outcome.DENIED, "details": {"code": code, "error": error}}]
 
 
+def test_an_oversized_body_is_413_and_changes_nothing(client, users, plan, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    before = state()
+    response = post(client, "/api/v1/dr/staging/failover", {**GOOD, "reason": "x" * 4096}, token(users, ["dr"]))
+    assert response.status_code == 413, response.content
+    assert response.json()["code"] == "too_large"
+    assert state() == before
+    assert refused_events() == []
+
+
 def test_a_failover_while_one_is_pending_is_a_conflict(client, users, plan):
     headers = token(users, ["dr"])
     assert post(client, "/api/v1/dr/staging/failover", GOOD, headers).status_code == 202
@@ -187,7 +197,11 @@ def test_who_may_request(client, users, plan):
     assert response.json()["error"] == "Confirm your password first (sudo mode), then repeat the request."
     assert post(sudo(users["viewer"]), "/api/v1/dr/staging/failover", GOOD).status_code == 403
     assert post(Client(), "/api/v1/dr/staging/failover", GOOD).status_code == 401
-    assert state() == before and not AuditEvent.objects.filter(action__startswith="dr.").exists()
+    assert state() == before
+    # Only the refusal past the permission check (no sudo mode) is audited.
+    error = "Confirm your password first (sudo mode), then repeat the request."
+    assert refused_events() == [{"outcome": Outcome.DENIED, "details": {"code": "forbidden", "error": error}}]
+    assert AuditEvent.objects.filter(action__startswith="dr.").count() == 1
     assert post(sudo(users["dr_operator"]), "/api/v1/dr/staging/failover", GOOD).status_code == 202
 
 

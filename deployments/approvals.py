@@ -52,9 +52,7 @@ def vote(
     """
     environment = run.environment
     if run.status != Status.AWAITING_APPROVAL:
-        raise Refused(
-            f"Run #{run.pk} is not awaiting approval (it is {run.get_status_display().lower()}).", "not_awaiting"
-        )
+        raise _not_awaiting(run)
     if person is None or not allowed(principal, action, environment) or not allowed(person, action, environment):
         raise NotPermitted(not_permitted)
     if run.requested_by_id == person.pk:
@@ -70,6 +68,11 @@ def vote(
     if voter != person.get_username():
         voter = f"{voter} (owned by {person.get_username()})"
     with transaction.atomic():
+        # Votes on one run take turns: under the row lock the status is current and the count of
+        # approvals includes every vote committed before this one.
+        run.status = Run.objects.select_for_update().values_list("status", flat=True).get(pk=run.pk)
+        if run.status != Status.AWAITING_APPROVAL:
+            raise _not_awaiting(run)
         try:
             Approval.objects.create(run=run, user=person, decision=decision, comment=comment)
         except IntegrityError:
@@ -84,7 +87,7 @@ def vote(
         )
         append_event(run, f"{decision.capitalize()}d by {voter}" + (f": {comment}" if comment else "."), Level.INFO)
         if decision == Decision.REJECT:
-            run.transition(Status.CANCELED, error=f"Rejected by {voter}: {comment}")
+            _transition(run, Status.CANCELED, error=f"Rejected by {voter}: {comment}")
             return run
         queued = approved(run)
         if queued is not None:
@@ -92,10 +95,25 @@ def vote(
                 check_queue()
             except QueueUnavailable as exc:
                 raise Refused(str(exc), "queue_unavailable") from None
-            run.transition(Status.QUEUED)
+            _transition(run, Status.QUEUED)
             append_event(run, queued)
             transaction.on_commit(lambda: dispatch_safely(run.pk))
     return run
+
+
+def _not_awaiting(run: Run) -> Refused:
+    return Refused(
+        f"Run #{run.pk} is not awaiting approval (it is {run.get_status_display().lower()}).", "not_awaiting"
+    )
+
+
+def _transition(run: Run, status: str, **fields) -> None:
+    """Move a voted run on; if it moved meanwhile (canceled, expired), refuse the vote (rolled back)."""
+    try:
+        run.transition(status, **fields)
+    except IllegalTransition:
+        run.refresh_from_db(fields=["status"])
+        raise _not_awaiting(run) from None
 
 
 def expire_if_due(run: Run) -> bool:

@@ -159,3 +159,86 @@ def test_a_deploy_requested_with_a_token_cannot_be_approved_by_the_tokens_owner(
     assert run.status == Status.AWAITING_APPROVAL and not Approval.objects.exists()
     assert AuditEvent.objects.filter(action="deployments.deploy.approved").count() == votes
     dispatched.assert_not_called()
+
+
+def vote_together(votes):
+    """Cast `votes` (user, decision, comment) on one run from threads that pass the checks before
+    the transaction together, so their transactions overlap. Returns each vote's outcome."""
+    import threading
+
+    from django.db import connection
+
+    from deployments import approvals
+
+    barrier = threading.Barrier(len(votes))
+    checked = approvals.expire_if_due
+
+    def expire_then_wait(run):
+        due = checked(run)
+        barrier.wait()
+        return due
+
+    outcomes = [None] * len(votes)
+
+    def cast(index, run_id, user, decision, comment):
+        try:
+            decide(Run.objects.get(pk=run_id), user, decision, comment)
+            outcomes[index] = "ok"
+        except Refused as refused:
+            outcomes[index] = refused
+        except Exception as exc:  # noqa: BLE001 (the test reports what escaped)
+            outcomes[index] = exc
+        finally:
+            connection.close()
+
+    with mock.patch.object(approvals, "expire_if_due", expire_then_wait):
+        threads = [threading.Thread(target=cast, args=(i, *vote)) for i, vote in enumerate(votes)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return outcomes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_approvals_are_both_counted_and_queue_the_run_once(users, protected, release, dispatched):
+    from opsconsole.access.models import Role, RoleBinding
+
+    protected.required_approvals = 2
+    protected.save()
+    second = make_user("beth")
+    RoleBinding.objects.create(user=second, role=Role.APPROVER, environment=protected)
+    run = request_deploy(protected, release, users["deployer"])
+    outcomes = vote_together([(run.pk, users["approver"], "approve", "ok"), (run.pk, second, "approve", "ok")])
+    assert outcomes == ["ok", "ok"]
+    run.refresh_from_db()
+    assert run.status == Status.QUEUED
+    assert Approval.objects.filter(run=run, decision="approve").count() == 2
+    assert run.events.filter(message__startswith="Approved (2 of 2); queued.").count() == 1
+    assert dispatched.call_count == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_approve_and_reject_one_wins_and_the_other_is_refused_clearly(
+    users, protected, release, dispatched
+):
+    from opsconsole.access.models import Role, RoleBinding
+
+    second = make_user("beth")
+    RoleBinding.objects.create(user=second, role=Role.APPROVER, environment=protected)
+    run = request_deploy(protected, release, users["deployer"])
+    outcomes = vote_together(
+        [(run.pk, users["approver"], "approve", "ok"), (run.pk, second, "reject", "not during the sale")]
+    )
+    assert outcomes.count("ok") == 1, outcomes
+    refused = next(o for o in outcomes if o != "ok")
+    assert isinstance(refused, Refused), refused
+    assert refused.code == "not_awaiting" and f"Run #{run.pk} is not awaiting approval" in str(refused)
+    run.refresh_from_db()
+    assert Approval.objects.filter(run=run).count() == 1
+    winner = Approval.objects.get(run=run)
+    assert run.status == (Status.QUEUED if winner.decision == "approve" else Status.CANCELED)
+    assert (
+        AuditEvent.objects.filter(action__in=["deployments.deploy.approved", "deployments.deploy.rejected"]).count()
+        == 1
+    )

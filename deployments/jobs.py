@@ -151,16 +151,23 @@ class Deploy:
             ctx.skip_step(MIGRATE, "no migration command configured")
             return
         with ctx.step(MIGRATE):
-            ecs.run_migration(
-                self.ecs,
-                self.poller,
-                p["ecs_cluster"],
-                task_definition,
-                p["container_name"],
-                p["migration_command"],
-                current,
-                p["migration_timeout_seconds"],
-            )
+            try:
+                ecs.run_migration(
+                    self.ecs,
+                    self.poller,
+                    p["ecs_cluster"],
+                    task_definition,
+                    p["container_name"],
+                    p["migration_command"],
+                    current,
+                    p["migration_timeout_seconds"],
+                )
+            except (ClientError, BotoCoreError) as failure:  # the task may be running: not "nothing changed"
+                raise RunFailed(
+                    f"AWS call failed after retries while running the migration task: {failure}. The service "
+                    f"was not changed, but the migration task's outcome is unknown: check its tasks in "
+                    f"{p['ecs_cluster']} (started with {task_definition}) before deploying again."
+                ) from None
 
     def succeeded(self, task_definition: str) -> dict:
         Environment.objects.filter(pk=self.deployment.environment_id).update(live_release=self.deployment.release_id)

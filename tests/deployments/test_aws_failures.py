@@ -576,3 +576,17 @@ def test_a_cancel_during_the_rollout_rolls_back_to_the_end_and_locks(aws, users,
     assert "Cancel requested by dana." in messages(run)
     assert [p["taskDefinition"] for p in aws.params("update_service")] == [NEW_TASK_DEFINITION, OLD_TASK_DEFINITION]
     assert steps(run)[4:] == [(jobs.ROLLOUT, "failed"), (jobs.BAKE, "pending"), ("Roll back", "done")]
+
+
+def test_aws_failing_while_the_migration_runs_says_its_outcome_is_unknown(aws, users, environment, release):
+    configure(environment, migration_command=MIGRATE)
+    expect_read_and_register(aws, release)
+    aws.ecs.add_response("run_task", stubs.run_task())
+    aws.ecs.add_client_error("describe_tasks", "AccessDeniedException", "not allowed to describe tasks")
+
+    run = deploy(environment, release, users)
+
+    assert run.status == Status.FAILED, (run.error, messages(run))
+    assert "migration task's outcome is unknown" in run.error
+    assert "Nothing was changed" not in run.error
+    assert "update_service" not in aws.operations()

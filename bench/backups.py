@@ -43,13 +43,13 @@ ROW_BYTES = 300  # 8 md5 hex strings per row plus the tuple's overhead, roughly
 MB = 1024 * 1024
 
 
-def connection_from_url(url: str) -> postgres.Connection:
-    """The server of `url`, through its `postgres` database: the one the URL names need not exist."""
+def connection_from_url(url: str, dbname: str | None = None) -> postgres.Connection:
+    """The database of `url`, or `dbname` on its server."""
     parts = urllib.parse.urlparse(url)
     return postgres.Connection(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 5432,
-        dbname="postgres",
+        dbname=dbname or (parts.path or "/postgres").lstrip("/") or "postgres",
         user=urllib.parse.unquote(parts.username or "postgres"),
         password=urllib.parse.unquote(parts.password or ""),
     )
@@ -153,7 +153,7 @@ def upload_child(endpoint: str, key: str) -> None:
 def run(args) -> list[Row]:
     global DATABASE
     DATABASE = bench_database_name(args) + "_dump"
-    admin = connection_from_url(args.database_url)
+    admin = connection_from_url(args.database_url, "postgres")  # the one the URL names need not exist
     conn = postgres.Connection(admin.host, admin.port, DATABASE, admin.user, admin.password)
     sandbox, endpoint = start_sandbox()
     measured = []
@@ -175,6 +175,8 @@ def run(args) -> list[Row]:
                 **min(consoles, key=lambda c: c["seconds"]),
                 "peak_rss_kb": max(c["peak_rss_kb"] for c in consoles),
             }
+            if console["size"] < size_mb * MB / 10:  # the table compresses about 2:1: this dumped something else
+                raise SystemExit(f"the console's dump is {console['size']:,} bytes, of a {size_mb} MB table")
             measured.append((db_bytes, min(baselines), console))
     finally:
         postgres.drop_database(admin, DATABASE)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from psycopg import sql  # noqa: E402
 
 from backups import postgres  # noqa: E402
 from bench.common import Row, bench_database_name  # noqa: E402
+from sandbox.process import free_port, start_aws  # noqa: E402
 
 DATABASE = "opsconsole_bench_dump"  # replaced by run(): <bench database>_dump
 BUCKET = "opsconsole-bench"
@@ -61,31 +61,8 @@ def s3_client(endpoint: str):
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_sandbox() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.server", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            return process, endpoint
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit("the sandbox S3 (moto server) did not start") from None
-            time.sleep(0.2)
+    return start_aws(free_port(), quiet=True)
 
 
 def create_database(admin: postgres.Connection, target_bytes: int) -> int:

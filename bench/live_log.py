@@ -46,7 +46,7 @@ document.addEventListener("DOMContentLoaded", () => {
 @contextlib.contextmanager
 def web_server():
     """gunicorn with the console on a free loopback port (the bench database, plain-HTTP cookies)."""
-    from bench.backups import free_port
+    from sandbox.process import free_port
 
     port = free_port()
     env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2", "SECURE_COOKIES": "0"}

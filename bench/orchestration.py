@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections import Counter
 
-from bench.common import ROOT, Row
+from bench.common import Row
 from bench.data import log
 
 POLL_MS = 100
@@ -52,27 +49,11 @@ def counting_aws_calls():
 
 @contextlib.contextmanager
 def sandbox():
-    from bench.backups import free_port
+    from sandbox.process import free_port, start_aws
 
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.server", "--port", str(port)],
-        cwd=ROOT,
-        env={"SANDBOX_ROLLOUT_SECONDS": ROLLOUT_SECONDS, "SANDBOX_FAIL_SECONDS": "0.4", "PATH": "/usr/bin:/bin"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
+    env = {"SANDBOX_ROLLOUT_SECONDS": ROLLOUT_SECONDS, "SANDBOX_FAIL_SECONDS": "0.4", "PATH": "/usr/bin:/bin"}
+    process, endpoint = start_aws(free_port(), env=env, quiet=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the sandbox AWS server did not start") from None
-                time.sleep(0.2)
         yield endpoint
     finally:
         process.terminate()

@@ -6,11 +6,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,29 +27,6 @@ DEMO_USERS = {
     "dora": Role.DR_OPERATOR,
     "ada": Role.ADMIN,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_aws(port: int) -> tuple[subprocess.Popen, str]:
-    """The moto server, as a child process on loopback; returns it and its endpoint."""
-    process = subprocess.Popen([sys.executable, "-m", "sandbox.server", "--port", str(port)], start_new_session=True)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
-            return process, endpoint
-        except OSError:
-            if process.poll() is not None:
-                break
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the sandbox AWS (moto server) did not start")
 
 
 def aws_environment(endpoint: str) -> dict[str, str]:

@@ -34,9 +34,10 @@ class Command(BaseCommand):
         children: dict[str, subprocess.Popen] = {}
         if settings.SANDBOX:
             from sandbox import demo
+            from sandbox.process import free_port, start_aws
 
             self.stdout.write("Starting the sandbox AWS (moto server on loopback) and its demo stack...")
-            children["aws"], endpoint = demo.start_aws(demo.free_port())
+            children["aws"], endpoint = start_aws(free_port())
             os.environ.update(demo.aws_environment(endpoint))  # the children inherit it
             os.environ["TERRAFORM_ROOT"] = str(demo.terraform_root(settings.VAR_DIR))
             try:

@@ -18,10 +18,10 @@ from django.utils import timezone
 from backups import conf, credentials, postgres, s3stream
 from backups.models import Backup, BackupPolicy, BackupStatus, Kind
 from backups.services import expired, policy_validator, validate_restore
-from deployments.ecs import Poller
 from opsconsole import aws
 from opsconsole.access.models import Action
 from opsconsole.audit.log import record
+from opsconsole.aws import Poller
 from opsconsole.runs.context import Canceled, RunContext, RunFailed
 from opsconsole.runs.registry import run_kind
 

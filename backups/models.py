@@ -38,7 +38,9 @@ def validate_cron(value: str) -> None:
 
 
 class BackupPolicy(models.Model):
-    environment = models.ForeignKey("deployments.Environment", on_delete=models.CASCADE, related_name="backup_policies")
+    environment = models.ForeignKey(
+        "environments.Environment", on_delete=models.CASCADE, related_name="backup_policies"
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     name = models.CharField(max_length=80, help_text="e.g. nightly database dump")
     enabled = models.BooleanField(default=True)
@@ -161,7 +163,7 @@ class BackupQuerySet(models.QuerySet):
 class Backup(models.Model):
     policy = models.ForeignKey(BackupPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="backups")
     policy_name = models.CharField(max_length=80, blank=True)
-    environment = models.ForeignKey("deployments.Environment", on_delete=models.PROTECT, related_name="backups")
+    environment = models.ForeignKey("environments.Environment", on_delete=models.PROTECT, related_name="backups")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     run = models.OneToOneField("runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="backup")
     status = models.CharField(max_length=20, choices=BackupStatus.choices, default=BackupStatus.RUNNING)

@@ -17,7 +17,7 @@ from backups.postgres import check_database_name
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed
 from opsconsole.runs.models import ACTIVE, Run
-from opsconsole.runs.services import LaunchRefused, NotPermitted, launch, principal_name
+from opsconsole.runs.services import NotPermitted, Refused, launch, principal_name
 
 POLICY_TASK = "backups.tasks.run_policy"
 WARNING_FRACTION = 0.8  # an age past 80% of the RPO target shows as a warning
@@ -175,9 +175,9 @@ def request_restore(backup: Backup, principal, target: str, confirmation: str) -
     if not allowed(principal, Action.BACKUP, backup.environment):
         raise NotPermitted(f"You do not have permission to restore backups in {backup.environment}.")
     if not target:
-        raise LaunchRefused("Name the new database or instance to restore into.")
+        raise Refused("Name the new database or instance to restore into.")
     if (confirmation or "").strip() != target:
-        raise LaunchRefused(f"Type the target name ({target}) exactly to confirm the restore.")
+        raise Refused(f"Type the target name ({target}) exactly to confirm the restore.")
     with transaction.atomic():
         run = launch(
             "backups.restore",

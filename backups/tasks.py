@@ -8,9 +8,9 @@ import logging
 from celery import shared_task
 
 from backups.models import Backup, BackupPolicy, Kind
-from deployments.models import Environment
+from opsconsole.environments.models import Environment
 from opsconsole.runs.models import ACTIVE, Run
-from opsconsole.runs.services import LaunchRefused, launch
+from opsconsole.runs.services import Refused, launch
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def run_policy(policy_id: int) -> int | None:
         return None
     try:
         return services.request_backup(policy, None, scheduled=True).pk
-    except LaunchRefused as exc:
+    except Refused as exc:
         logger.error("Backup policy %s could not start: %s", policy, exc)
         return None
 
@@ -40,7 +40,7 @@ def _sweep(kind: str, environments) -> list[int]:
             continue
         try:
             started.append(launch(kind, environment=environment, check_permission=False).pk)
-        except LaunchRefused as exc:
+        except Refused as exc:
             logger.error("%s in %s could not start: %s", kind, environment, exc)
     return started
 

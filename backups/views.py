@@ -13,13 +13,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from backups import services
 from backups.models import Backup, BackupPolicy, BackupStatus, Kind
-from deployments.models import Environment
-from deployments.views import visible_environments
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, require
 from opsconsole.access.sudo import sudo_required
 from opsconsole.audit.log import record
-from opsconsole.runs.services import LaunchRefused, launch
+from opsconsole.environments.models import Environment
+from opsconsole.environments.services import visible_environments
+from opsconsole.runs.services import Refused, launch
 from opsconsole.ui.pagination import keyset_page, parse_int
 
 LIST_FILTERS = ("environment", "kind", "status")
@@ -105,7 +105,7 @@ def backup_now(request, policy_id: int):
     policy = _policy(request, policy_id)
     try:
         run = services.request_backup(policy, request.user)
-    except LaunchRefused as exc:
+    except Refused as exc:
         messages.error(request, str(exc))
         return redirect("backups")
     return redirect("run", run_id=run.pk)
@@ -120,7 +120,7 @@ def verify_now(request, backup_id: int):
         run = launch(
             "backups.verify", principal=request.user, environment=backup.environment, params={"backup": backup.pk}
         )
-    except LaunchRefused as exc:
+    except Refused as exc:
         messages.error(request, str(exc))
         return redirect("backups")
     return redirect("run", run_id=run.pk)
@@ -136,7 +136,7 @@ def restore(request, backup_id: int):
     if request.method == "POST":
         try:
             run = services.request_restore(backup, request.user, target, request.POST.get("confirm", ""))
-        except LaunchRefused as exc:
+        except Refused as exc:
             messages.error(request, str(exc))
         else:
             return redirect("run", run_id=run.pk)

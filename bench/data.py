@@ -51,7 +51,8 @@ def admin_user():
 
 
 def _base():
-    from deployments.models import Environment, Release, Tier
+    from deployments.models import Release
+    from opsconsole.environments.models import Environment, Tier
 
     for name in ENVIRONMENTS:
         tier = Tier.PRODUCTION if name == "production" else Tier.STAGING
@@ -83,7 +84,8 @@ def add_deployments(count: int) -> None:
     environments, releases and users, newest last."""
     from django.db import connection
 
-    from deployments.models import Deployment, Environment, Release
+    from deployments.models import Deployment, Release
+    from opsconsole.environments.models import Environment
     from opsconsole.runs.models import Run
 
     env_ids = list(Environment.objects.order_by("pk").values_list("pk", flat=True))

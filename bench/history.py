@@ -61,8 +61,9 @@ def timed(client, url: str, requests: int) -> list[float]:
 
 def pages() -> dict[str, tuple[str, str]]:
     """name -> (url, url of a page with one row), at the current data."""
-    from deployments.models import Deployment, Environment
+    from deployments.models import Deployment
     from opsconsole.audit.models import AuditEvent
+    from opsconsole.environments.models import Environment
     from opsconsole.runs.models import Run
 
     production = Environment.objects.get(name="production")

@@ -210,8 +210,9 @@ def prepare(stack, deployers: int, users: int):
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from deployments.models import Environment, Release, Tier
+    from deployments.models import Release
     from opsconsole.access.models import ApiToken, Role, RoleBinding
+    from opsconsole.environments.models import Environment, Tier
 
     environments = []
     for name, s in stack.environments.items():

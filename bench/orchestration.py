@@ -113,8 +113,9 @@ def run(args) -> list[Row]:
     from django.test import override_settings
 
     from bench.data import admin_user, ensure_history
-    from deployments.models import Environment, Release, Tier
+    from deployments.models import Release
     from deployments.services import request_deploy
+    from opsconsole.environments.models import Environment, Tier
     from opsconsole.runs.models import Status
     from sandbox.bootstrap import create_stack
 

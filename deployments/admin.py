@@ -3,8 +3,9 @@ from django.conf import settings
 from django.contrib import admin
 
 from deployments import prometheus
-from deployments.models import Environment, FreezeWindow, Release
+from deployments.models import Release
 from opsconsole.audit.admin import AuditedAdmin
+from opsconsole.environments.models import Environment, FreezeWindow
 
 
 class FreezeWindowInline(admin.TabularInline):

@@ -8,11 +8,12 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from deployments import services
-from deployments.models import Environment, Release
+from deployments.models import Release
 from deployments.openapi import DOCUMENT
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import principal_of, require, visible_environment_ids
 from opsconsole.api import BadRequest, Conflict, api_endpoint, json_body
+from opsconsole.environments.models import Environment
 from opsconsole.runs.api import enforce_csrf_for_session, run_json
 from opsconsole.runs.services import NotPermitted
 from opsconsole.ui.pagination import keyset_page, parse_int

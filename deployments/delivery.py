@@ -33,9 +33,10 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from deployments.models import Deployment, DeploymentKind, Environment
+from deployments.models import Deployment, DeploymentKind
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import require, visible_environment_ids
+from opsconsole.environments.models import Environment
 from opsconsole.runs.models import Run, Status
 from opsconsole.ui import charts
 from opsconsole.ui.pagination import parse_int

@@ -6,57 +6,18 @@ logged and retried with backoff, never treated as the outcome.
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from botocore.exceptions import ClientError
-
 from deployments import prometheus
-from opsconsole.aws import is_transient
+from opsconsole.aws import Poller, StepFailed
 
 
 def registrable_fields(ecs) -> frozenset[str]:
     """What register_task_definition accepts, from botocore's model of the API (so a read-only
     field that describe_task_definition gains in a later API version is never sent back)."""
     return frozenset(ecs.meta.service_model.operation_model("RegisterTaskDefinition").input_shape.members)
-
-
-class StepFailed(Exception):
-    """A step did not succeed; the message says why in the operator's terms."""
-
-
-@dataclass
-class Poller:
-    """Sleeps between polls, retries transient AWS errors, and tells the job to stop on cancel."""
-
-    log: Callable[[str], None]
-    interval: float = 5.0
-    check_cancel: Callable[[], None] = lambda: None
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
-    max_transient_retries: int = 8
-
-    def call(self, fn: Callable, **kwargs):
-        """One AWS call; throttling and 5xx are retried with backoff and logged."""
-        delay = max(self.interval, 0.05)
-        for attempt in range(1, self.max_transient_retries + 1):
-            try:
-                return fn(**kwargs)
-            except ClientError as exc:
-                if not is_transient(exc) or attempt == self.max_transient_retries:
-                    raise
-                code = exc.response["Error"]["Code"]
-                self.log(f"AWS answered {code} to {fn.__name__}; retrying in {delay:.1f}s (attempt {attempt}).")
-                self.sleep(delay)
-                delay = min(delay * 2, 30)
-        raise AssertionError("unreachable")
-
-    def wait(self):
-        self.check_cancel()
-        self.sleep(self.interval)
 
 
 @dataclass

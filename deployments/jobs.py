@@ -14,13 +14,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 
 from deployments import ecs, prometheus
-from deployments.ecs import Poller, StepFailed
-from deployments.models import Color, Deployment, Environment, Strategy
-from deployments.services import Refused, check_blockers, lock_after_rollback
+from deployments.models import Deployment
+from deployments.services import lock_after_rollback
 from opsconsole import aws
+from opsconsole.aws import Poller, StepFailed
+from opsconsole.environments.models import Color, Environment, Strategy
+from opsconsole.environments.services import check_blockers
 from opsconsole.runs.context import Canceled, RunContext, RunFailed
 from opsconsole.runs.models import Status
 from opsconsole.runs.registry import run_kind
+from opsconsole.runs.services import Refused
 
 READ = "Read the service"
 REGISTER = "Register the task definition"

@@ -9,8 +9,9 @@ still rolling out or back, both, which is said as such.
 from __future__ import annotations
 
 from deployments import ecs
-from deployments.models import Color, Deployment, Strategy
+from deployments.models import Deployment
 from opsconsole import aws
+from opsconsole.environments.models import Color, Strategy
 from opsconsole.runs.models import Run
 from opsconsole.runs.registry import on_worker_lost
 

@@ -1,45 +1,22 @@
-"""Deploy, roll back, approve, lock and register releases: the functions pages, the API and the
+"""Deploy, roll back, approve and register releases: the functions pages, the API and the
 CLI call. Each checks its preconditions, refuses with a clear message (changing nothing), and
 otherwise changes state, audits and enqueues in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.db import IntegrityError, transaction
 
-from deployments.approvals import Refused, expire_if_due, vote
-from deployments.models import (
-    DIGEST_PATTERN,
-    TAG_PATTERN,
-    Deployment,
-    DeploymentKind,
-    Environment,
-    Release,
-    Strategy,
-)
+from deployments.models import DIGEST_PATTERN, TAG_PATTERN, Deployment, DeploymentKind, Release
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed
 from opsconsole.audit.log import record
-from opsconsole.runs.models import ACTIVE, EnvironmentLock, LockHeld, Run, Status
-from opsconsole.runs.services import NotPermitted, launch, principal_name
+from opsconsole.environments.models import Environment, Strategy
+from opsconsole.environments.services import check_blockers
+from opsconsole.runs.approvals import expire_if_due, vote
+from opsconsole.runs.models import ACTIVE, EnvironmentLock, Run, Status
+from opsconsole.runs.services import NotPermitted, Refused, launch, principal_name, signed_in_user
 
 DEPLOY_KINDS = ("deployments.deploy", "deployments.rollback")
-
-
-# Apps above this one that can forbid changing an environment register a check here (dr: the
-# environment is failed over to its DR region). Each raises Refused, or returns to allow.
-CHANGE_BLOCKERS: list[Callable[[Environment], None]] = []
-
-
-def check_blockers(environment: Environment) -> None:
-    """Raise Refused if an app forbids changing `environment` now (at request, approval and start)."""
-    for blocker in CHANGE_BLOCKERS:
-        blocker(environment)
-
-
-def _user(principal):
-    return principal if getattr(principal, "is_authenticated", False) else None
 
 
 # --- Releases ----------------------------------------------------------------------------------
@@ -81,12 +58,12 @@ def register_release(
                 git_sha=git_sha.lower(),
                 commit_message=commit_message[:5000],
                 commit_url=commit_url[:300],
-                registered_by=_user(principal),
+                registered_by=signed_in_user(principal),
                 registered_by_name=principal_name(principal),
             )
             record(
                 "deployments.release.registered",
-                actor=_user(principal),
+                actor=signed_in_user(principal),
                 actor_name=principal_name(principal),
                 target=f"release:{release.pk}",
                 details={"tag": tag, "digest": digest, "repository": repository},
@@ -212,7 +189,7 @@ def _launch_deployment(
         if override:
             record(
                 "deployments.freeze.overridden",
-                actor=_user(principal),
+                actor=signed_in_user(principal),
                 actor_name=principal_name(principal),
                 target=f"run:{run.pk}",
                 environment=environment.name,
@@ -242,7 +219,7 @@ def decide(run: Run, principal, decision: str, comment: str = "") -> Run:
         principal,
         decision,
         comment,
-        person=_user(principal),
+        person=signed_in_user(principal),
         action=Action.APPROVE,
         not_permitted=f"You may not approve deploys to {environment}.",
         self_approval="You cannot approve your own request; ask another approver.",
@@ -255,53 +232,6 @@ def expire_approvals() -> int:
 
 
 # --- Locks -----------------------------------------------------------------------------------------
-
-
-def lock(environment: Environment, principal, reason: str) -> EnvironmentLock:
-    if not allowed(principal, Action.DEPLOY, environment):
-        raise NotPermitted(f"You may not lock {environment}.")
-    reason = reason.strip()
-    if not reason:
-        raise Refused("Say why you lock it.", "reason_required")
-    with transaction.atomic():
-        try:
-            held = EnvironmentLock.acquire(environment, held_by=principal_name(principal), reason=reason[:200])
-        except LockHeld as exc:
-            raise Refused(str(exc), "locked") from None
-        record(
-            "deployments.environment.locked",
-            actor=_user(principal),
-            actor_name=principal_name(principal),
-            target=f"environment:{environment.name}",
-            environment=environment.name,
-            details={"reason": reason},
-        )
-    return held
-
-
-def unlock(environment: Environment, principal) -> None:
-    from opsconsole.runs.runner import dispatch_next_waiting
-
-    if not allowed(principal, Action.DEPLOY, environment):
-        raise NotPermitted(f"You may not unlock {environment}.")
-    with transaction.atomic():
-        held = EnvironmentLock.objects.select_for_update().filter(environment=environment).first()
-        if held is None:
-            raise Refused(f"{environment} is not locked.", "not_locked")
-        if held.run_id is not None:
-            raise Refused(
-                f"{environment} is held by run #{held.run_id} while it runs; cancel the run instead.", "held_by_run"
-            )
-        held.delete()
-        record(
-            "deployments.environment.unlocked",
-            actor=_user(principal),
-            actor_name=principal_name(principal),
-            target=f"environment:{environment.name}",
-            environment=environment.name,
-            details={"was": held.describe()},
-        )
-        dispatch_next_waiting(environment.pk)
 
 
 def lock_after_rollback(run: Run, reason: str, *, completed: bool = True) -> None:

@@ -9,20 +9,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from deployments import ecr, services
-from deployments.models import Decision, Deployment, Environment, Release
+from deployments.models import Deployment, Release
 from opsconsole.access.models import Action
-from opsconsole.access.permissions import allowed, require, visible_environment_ids
-from opsconsole.runs.models import Status
-from opsconsole.runs.services import LaunchRefused
+from opsconsole.access.permissions import allowed, require
+from opsconsole.environments import services as environments
+from opsconsole.environments.models import Environment
+from opsconsole.environments.services import visible_environments
+from opsconsole.runs.models import Decision, Status
+from opsconsole.runs.services import Refused
 from opsconsole.ui.pagination import keyset_page, parse_int
 
 HISTORY_FILTERS = ("status", "user", "release")
-
-
-def visible_environments(user):
-    envs = Environment.objects.all()
-    env_ids = visible_environment_ids(user)
-    return envs if env_ids is None else envs.filter(pk__in=env_ids)
 
 
 @login_required
@@ -90,7 +87,7 @@ def _request_deployment(request, name: str, action, problem: str, confirmed: boo
         return redirect("environment", name=name)
     try:
         run = action(environment, release, request.user, override_reason=request.POST.get("override_reason", ""))
-    except LaunchRefused as exc:
+    except Refused as exc:
         messages.error(request, str(exc))
         return redirect("environment", name=name)
     return redirect("run", run_id=run.pk)
@@ -118,12 +115,12 @@ def lock(request, name: str):
     require(request, Action.VIEW, environment)
     try:
         if request.POST.get("action") == "unlock":
-            services.unlock(environment, request.user)
+            environments.unlock(environment, request.user)
             messages.success(request, f"{environment} unlocked.")
         else:
-            services.lock(environment, request.user, request.POST.get("reason", ""))
+            environments.lock(environment, request.user, request.POST.get("reason", ""))
             messages.success(request, f"{environment} locked.")
-    except LaunchRefused as exc:
+    except Refused as exc:
         messages.error(request, str(exc))
     return redirect("environment", name=name)
 
@@ -137,7 +134,7 @@ def decide(request, name: str, run_id: int):
     try:
         services.decide(run, request.user, request.POST.get("decision", ""), request.POST.get("comment", ""))
         messages.success(request, f"Your decision on run #{run.pk} is recorded.")
-    except LaunchRefused as exc:
+    except Refused as exc:
         messages.error(request, str(exc))
     return redirect("environment", name=name)
 

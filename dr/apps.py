@@ -14,12 +14,11 @@ class DrConfig(AppConfig):
     verbose_name = "Disaster recovery"
 
     def ready(self) -> None:
-        from deployments.services import CHANGE_BLOCKERS
         from dr import jobs  # noqa: F401  (registers the DR run kinds)
         from dr.services import refuse_changes_while_failed_over
+        from opsconsole.environments.services import register_change_blocker
         from opsconsole.runs.schedules import register_periodic
 
-        if refuse_changes_while_failed_over not in CHANGE_BLOCKERS:
-            CHANGE_BLOCKERS.append(refuse_changes_while_failed_over)
+        register_change_blocker(refuse_changes_while_failed_over)
         register_periodic("dr: readiness checks", "dr.tasks.check_readiness", readiness_interval_seconds)
         register_periodic("dr: expire unapproved requests", "dr.tasks.expire_approvals", lambda: 60)

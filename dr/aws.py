@@ -1,5 +1,5 @@
 """The AWS calls of a failover, free of Django: the newest DR snapshot, the DR database restore,
-Route53 switches and reads. Waits go through deployments.ecs.Poller (transient retries, cancel)."""
+Route53 switches and reads. Waits go through opsconsole.aws.Poller (transient retries, cancel)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
-from deployments.ecs import Poller, StepFailed
+from opsconsole.aws import Poller, StepFailed
 
 
 def newest_snapshot(rds, poller: Poller, source_instance: str) -> dict | None:

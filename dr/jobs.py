@@ -16,13 +16,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from deployments import ecs
-from deployments.ecs import Poller, StepFailed
 from dr import aws as draws
 from dr import guard
 from dr import terraform as drterraform
 from dr.models import DROperation, DRPlan, Operation, Site
 from opsconsole import aws
 from opsconsole.access.models import Action
+from opsconsole.aws import Poller, StepFailed
 from opsconsole.runs.context import Canceled, RunContext, RunFailed
 from opsconsole.runs.models import Run
 from opsconsole.runs.registry import run_kind

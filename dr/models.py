@@ -36,7 +36,7 @@ class Site(models.TextChoices):
 
 
 class DRPlan(models.Model):
-    environment = models.OneToOneField("deployments.Environment", on_delete=models.CASCADE, related_name="dr_plan")
+    environment = models.OneToOneField("environments.Environment", on_delete=models.CASCADE, related_name="dr_plan")
     primary_region = models.CharField(max_length=30, default="us-east-1")
     dr_region = models.CharField(max_length=30, default="us-west-2")
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 from django.utils import timezone
 
-from deployments.ecs import Poller, StepFailed, describe_service
+from deployments.ecs import describe_service
 from dr import aws as draws
 from dr import terraform as drterraform
 from dr.models import DRPlan, ReadinessCheck
 from opsconsole import aws
+from opsconsole.aws import Poller, StepFailed
 from opsconsole.runs.models import ACTIVE
 
 

@@ -2,7 +2,7 @@
 
 request(): DR permission -> typed environment name -> reason -> cooldown and state -> atomic(run
 awaiting approval, operation record, audit). decide(): a different DR operator or admin, within the
-plan's approval window (the shared rules of deployments.approvals.vote); the approval time starts
+plan's approval window (the shared rules of opsconsole.runs.approvals.vote); the approval time starts
 the RTO clock. Every refusal changes nothing.
 
 A principal is a signed-in user or an API token. The person behind a token is its owner (the
@@ -18,7 +18,6 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from deployments.approvals import Refused, expire_if_due, vote
 from dr import terraform as drterraform
 from dr.guard import guarded_launch
 from dr.models import RUN_KINDS, DROperation, DRPlan, Operation, Site
@@ -26,11 +25,12 @@ from opsconsole.access.models import Action, ApiToken
 from opsconsole.access.permissions import allowed
 from opsconsole.audit.log import record
 from opsconsole.audit.models import Outcome
+from opsconsole.runs.approvals import expire_if_due, vote
 from opsconsole.runs.context import append_event
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue
 from opsconsole.runs.models import ACTIVE, EnvironmentLock, Level, Run, Status
 from opsconsole.runs.registry import UnknownRunKind, get_kind
-from opsconsole.runs.services import NotPermitted, launch, person_of, principal_name
+from opsconsole.runs.services import NotPermitted, Refused, launch, person_of, principal_name
 
 DR_KINDS = tuple(RUN_KINDS.values())
 RESUMABLE = (Status.FAILED, Status.ERRORED, Status.CANCELED)
@@ -212,7 +212,7 @@ def lock_wait_note(run: Run) -> str:
 
 def refuse_changes_while_failed_over(environment) -> None:
     """A deploy or rollback targets the primary region's service: refuse it while a failover
-    is in flight or the DR region serves (deployments.services.CHANGE_BLOCKERS)."""
+    is in flight or the DR region serves (opsconsole.environments.services.CHANGE_BLOCKERS)."""
     plan = DRPlan.objects.filter(environment=environment).first()
     if plan is None:
         return

@@ -8,16 +8,16 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from deployments.models import approval_deadline
-from deployments.views import visible_environments
 from dr import readiness, services
 from dr.models import RUN_KINDS, DROperation, DRPlan, Operation, Site
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, require
 from opsconsole.access.sudo import sudo_required
 from opsconsole.audit.log import record
+from opsconsole.environments.services import visible_environments
+from opsconsole.runs.approvals import approval_deadline
 from opsconsole.runs.models import Run, Status
-from opsconsole.runs.services import LaunchRefused
+from opsconsole.runs.services import Refused
 
 CHART_POINTS = 12
 CHART_WIDTH, CHART_HEIGHT = 260, 60
@@ -122,7 +122,7 @@ def request_operation(request, name: str, operation: str):
                 reason=request.POST.get("reason", ""),
                 typed_name=request.POST.get("confirm", ""),
             )
-        except LaunchRefused as exc:
+        except Refused as exc:
             if isinstance(exc, services.Refused):
                 services.record_refusal(plan, request.user, operation, exc)
             messages.error(request, str(exc))
@@ -140,7 +140,7 @@ def decide(request, name: str, run_id: int):
     run = get_object_or_404(Run, pk=run_id, environment=plan.environment, kind__in=RUN_KINDS.values())
     try:
         services.decide(run, request.user, request.POST.get("decision", ""), request.POST.get("comment", ""))
-    except LaunchRefused as exc:
+    except Refused as exc:
         if isinstance(exc, services.Refused):
             services.record_refusal(plan, request.user, run.kind.split(".", 1)[1], exc)
         messages.error(request, str(exc))
@@ -157,7 +157,7 @@ def resume(request, name: str, run_id: int):
     operation = get_object_or_404(DROperation, plan=plan, run_id=run_id)
     try:
         run = services.resume(operation, request.user)
-    except LaunchRefused as exc:
+    except Refused as exc:
         messages.error(request, str(exc))
         return redirect("dr")
     return redirect("run", run_id=run.pk)

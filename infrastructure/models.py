@@ -38,7 +38,7 @@ class Drift(models.TextChoices):
 
 class Workspace(models.Model):
     environment = models.OneToOneField(
-        "deployments.Environment", on_delete=models.CASCADE, related_name="terraform_workspace"
+        "environments.Environment", on_delete=models.CASCADE, related_name="terraform_workspace"
     )
     name = models.CharField(max_length=90, help_text="The Terraform workspace; usually the environment's name.")
     directory = models.CharField(

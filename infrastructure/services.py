@@ -12,13 +12,12 @@ from __future__ import annotations
 from django.db import transaction
 
 from deployments import services as deployments
-from deployments.services import Refused
 from infrastructure.jobs import workspace_params
 from infrastructure.models import Plan, Workspace
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed
 from opsconsole.runs.models import ACTIVE, Run, Status
-from opsconsole.runs.services import NotPermitted, launch, person_of
+from opsconsole.runs.services import NotPermitted, Refused, launch, person_of
 
 TERRAFORM_KINDS = ("terraform.plan", "terraform.apply", "terraform.drift")
 

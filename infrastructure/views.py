@@ -9,14 +9,14 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from deployments.models import Decision, Environment
-from deployments.views import visible_environments
 from infrastructure import conf, policy, services
 from infrastructure.models import Plan, Workspace
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, require
-from opsconsole.runs.models import Run, Status
-from opsconsole.runs.services import LaunchRefused
+from opsconsole.environments.models import Environment
+from opsconsole.environments.services import visible_environments
+from opsconsole.runs.models import Decision, Run, Status
+from opsconsole.runs.services import Refused
 
 KINDS = services.TERRAFORM_KINDS
 ACTION_LABELS = {"create": "Create", "update": "Update in place", "replace": "Replace", "delete": "Destroy"}
@@ -82,7 +82,7 @@ def environment(request, name: str):
     return render(request, "infrastructure/environment.html", context)
 
 
-def _back(request, exc: LaunchRefused, name: str):
+def _back(request, exc: Refused, name: str):
     messages.error(request, str(exc))
     return redirect("infrastructure_environment", name=name)
 
@@ -94,7 +94,7 @@ def plan(request, name: str):
     require(request, Action.VIEW, env)
     try:
         run = services.request_plan(env, request.user)
-    except LaunchRefused as exc:
+    except Refused as exc:
         return _back(request, exc, name)
     return redirect("run", run_id=run.pk)
 
@@ -113,7 +113,7 @@ def apply(request, name: str, run_id: int):
         raise Http404("No such plan in this environment.")
     try:
         run = services.request_apply(saved, request.user)
-    except LaunchRefused as exc:
+    except Refused as exc:
         return _back(request, exc, name)
     messages.success(request, f"Apply requested as run #{run.pk}; another person must approve it.")
     return redirect("infrastructure_environment", name=name)
@@ -127,6 +127,6 @@ def decide(request, name: str, run_id: int):
     run = get_object_or_404(Run.objects.select_related("environment"), pk=run_id, environment=env)
     try:
         services.decide(run, request.user, request.POST.get("decision", ""), request.POST.get("comment", ""))
-    except LaunchRefused as exc:
+    except Refused as exc:
         return _back(request, exc, name)
     return redirect("run", run_id=run.pk)

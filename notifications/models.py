@@ -33,7 +33,7 @@ def parse_recipients(text: str) -> list[str]:
 
 class Channel(models.Model):
     environment = models.ForeignKey(
-        "deployments.Environment", on_delete=models.CASCADE, related_name="notification_channels"
+        "environments.Environment", on_delete=models.CASCADE, related_name="notification_channels"
     )
     name = models.CharField(max_length=80, help_text="e.g. #ops-staging, on-call")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -91,7 +91,7 @@ class Delivery(models.Model):
     channel_name = models.CharField(max_length=80)
     channel_kind = models.CharField(max_length=20, choices=Kind.choices)
     environment = models.ForeignKey(
-        "deployments.Environment", on_delete=models.CASCADE, related_name="notification_deliveries"
+        "environments.Environment", on_delete=models.CASCADE, related_name="notification_deliveries"
     )
     event = models.CharField(max_length=40, choices=CHOICES)
     summary = models.CharField(max_length=500)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import boto3
 import botocore.session
@@ -85,3 +87,38 @@ def is_transient(error: Exception) -> bool:
 
 def error_code(error: Exception) -> str:
     return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
+
+
+class StepFailed(Exception):
+    """A step did not succeed; the message says why in the operator's terms."""
+
+
+@dataclass
+class Poller:
+    """Sleeps between polls, retries transient AWS errors, and tells the job to stop on cancel."""
+
+    log: Callable[[str], None]
+    interval: float = 5.0
+    check_cancel: Callable[[], None] = lambda: None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    max_transient_retries: int = 8
+
+    def call(self, fn: Callable, **kwargs):
+        """One AWS call; throttling and 5xx are retried with backoff and logged."""
+        delay = max(self.interval, 0.05)
+        for attempt in range(1, self.max_transient_retries + 1):
+            try:
+                return fn(**kwargs)
+            except ClientError as exc:
+                if not is_transient(exc) or attempt == self.max_transient_retries:
+                    raise
+                code = exc.response["Error"]["Code"]
+                self.log(f"AWS answered {code} to {fn.__name__}; retrying in {delay:.1f}s (attempt {attempt}).")
+                self.sleep(delay)
+                delay = min(delay * 2, 30)
+        raise AssertionError("unreachable")
+
+    def wait(self):
+        self.check_cancel()
+        self.sleep(self.interval)

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "django_rq",
+    "opsconsole.environments",
     "opsconsole.access",
     "opsconsole.audit",
     "opsconsole.runs",

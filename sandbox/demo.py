@@ -14,8 +14,9 @@ from django.db import transaction
 
 from backups.models import BackupPolicy, Kind
 from deployments import ecr
-from deployments.models import Environment, Release, Strategy, Tier
+from deployments.models import Release
 from opsconsole.access.models import ApiToken, Role, RoleBinding, hash_token
+from opsconsole.environments.models import Environment, Strategy, Tier
 from sandbox.bootstrap import DR_REGION, REGION, REPOSITORY, TAGS, Stack
 from sandbox.history import record_sandbox_start, seed_backup_history, seed_deploy_history
 

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from backups.models import Backup, BackupPolicy, BackupStatus, Kind
-from deployments.models import Deployment, DeploymentKind, Environment, Release
+from deployments.models import Deployment, DeploymentKind, Release
+from opsconsole.environments.models import Environment
 from opsconsole.runs.models import Run, RunEvent, Status
 
 DAYS = 180

@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from deployments.models import Environment, Tier
 from opsconsole.access.models import Role, RoleBinding
+from opsconsole.environments.models import Environment, Tier
 
 PASSWORD = "correct horse battery staple"
 

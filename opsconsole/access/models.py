@@ -49,7 +49,7 @@ class RoleBinding(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="role_bindings")
     role = models.CharField(max_length=20, choices=Role.choices)
     environment = models.ForeignKey(
-        "deployments.Environment",
+        "environments.Environment",
         null=True,
         blank=True,
         on_delete=models.CASCADE,
@@ -87,7 +87,7 @@ class ApiToken(models.Model):
     token_hash = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField(default=list, help_text="Actions this token may perform.")
     environments = models.ManyToManyField(
-        "deployments.Environment", blank=True, help_text="Leave empty for every environment."
+        "environments.Environment", blank=True, help_text="Leave empty for every environment."
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)

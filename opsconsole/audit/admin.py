@@ -12,7 +12,7 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def _audit(self, request, obj, verb: str, details: dict) -> None:
         label = obj._meta.label_lower
-        environment = getattr(obj, "environment", None) if label != "deployments.environment" else obj
+        environment = getattr(obj, "environment", None) if label != "environments.environment" else obj
         record(
             f"admin.{label}.{verb}",
             target=f"{label}:{obj.pk}",

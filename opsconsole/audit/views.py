@@ -12,12 +12,12 @@ from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from deployments.models import Environment
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, visible_environment_ids
 from opsconsole.audit.filters import FILTER_FIELDS, filter_events
 from opsconsole.audit.log import verify_chain
 from opsconsole.audit.models import Outcome
+from opsconsole.environments.models import Environment
 from opsconsole.ui.pagination import keyset_page, parse_int
 
 EXPORT_FIELDS = (

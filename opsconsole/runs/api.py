@@ -7,12 +7,12 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 
-from deployments.models import Environment
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import principal_of, require, visible_environment_ids
 from opsconsole.api import BadRequest, api_endpoint, error, json_body
+from opsconsole.environments.models import Environment
 from opsconsole.runs.models import Run, Status
-from opsconsole.runs.services import LaunchRefused, NotPermitted, cancel, launch
+from opsconsole.runs.services import NotPermitted, Refused, cancel, launch
 from opsconsole.ui.pagination import keyset_page, parse_int
 
 
@@ -59,7 +59,7 @@ def runs(request):
             run = launch(str(body.get("kind", "")), principal=principal, environment=environment, params=params)
         except NotPermitted as exc:
             raise PermissionDenied(str(exc)) from None
-        except LaunchRefused as exc:
+        except Refused as exc:
             raise BadRequest(str(exc)) from None
         return JsonResponse(run_json(run), status=201)
 
@@ -102,7 +102,7 @@ def run_cancel(request, run_id: int):
         cancel(run, principal_of(request))
     except NotPermitted as exc:
         raise PermissionDenied(str(exc)) from None
-    except LaunchRefused as exc:
+    except Refused as exc:
         return error(409, str(exc), "already_ended")
     run.refresh_from_db()
     return JsonResponse(run_json(run), status=202)

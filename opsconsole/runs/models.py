@@ -49,7 +49,7 @@ class Run(models.Model):
     kind = models.CharField(max_length=60, db_index=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     environment = models.ForeignKey(
-        "deployments.Environment", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+        "environments.Environment", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )
     params = models.JSONField(default=dict, blank=True, help_text="The definition, copied at launch.")
     result = models.JSONField(default=dict, blank=True)
@@ -156,7 +156,7 @@ class LockHeld(Exception):
 class EnvironmentLock(models.Model):
     """At most one row per environment: the run mutating it, or a person holding it by hand."""
 
-    environment = models.OneToOneField("deployments.Environment", on_delete=models.CASCADE, related_name="lock")
+    environment = models.OneToOneField("environments.Environment", on_delete=models.CASCADE, related_name="lock")
     run = models.OneToOneField(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="lock")
     held_by = models.CharField(max_length=150, blank=True)
     reason = models.CharField(max_length=200, blank=True)
@@ -178,3 +178,26 @@ class EnvironmentLock(models.Model):
                 return cls.objects.create(environment=environment, run=run, held_by=held_by, reason=reason)
         except IntegrityError:
             raise LockHeld(cls.objects.filter(environment=environment).first()) from None
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+
+class Approval(models.Model):
+    """One person's vote on a run awaiting approval (the rules: opsconsole/runs/approvals.py)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    comment = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "deployments_approval"  # its table from when approvals lived in the deployments app
+        ordering = ["at"]
+        constraints = [models.UniqueConstraint(fields=["run", "user"], name="one_vote_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.decision}s run #{self.run_id}"

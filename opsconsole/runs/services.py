@@ -1,7 +1,7 @@
 """Starting and stopping runs: the functions views, the API and the CLI all call.
 
 launch(): permission -> validate -> check the queue -> atomic(create run, audit) -> dispatch on
-commit. Every user-caused error raises LaunchRefused with a clear message and changes nothing.
+commit. Every user-caused error raises Refused with a clear message and changes nothing.
 """
 
 from __future__ import annotations
@@ -18,13 +18,18 @@ from opsconsole.runs.models import ACTIVE, IllegalTransition, Level, Run, Status
 from opsconsole.runs.registry import EnvironmentUse, UnknownRunKind, get_kind
 
 
-class LaunchRefused(Exception):
-    """A run could not be started; the message says why, for the user."""
+class Refused(Exception):
+    """A request was refused and nothing changed: `str()` tells the user what to do, `code` is a
+    stable machine-readable reason (the API returns it). The one refusal type of every app."""
+
+    def __init__(self, message: str, code: str = "refused"):
+        super().__init__(message)
+        self.code = code
 
 
 class NotPermitted(PermissionDenied):
     """The principal may not do this: a page and the API answer 403. Deliberately not a
-    LaunchRefused, so a view that shows a refusal as a message does not turn it into a redirect."""
+    Refused, so a view that shows a refusal as a message does not turn it into a redirect."""
 
 
 def principal_name(principal) -> str:
@@ -33,6 +38,11 @@ def principal_name(principal) -> str:
     if hasattr(principal, "token_hash"):
         return f"token:{principal.name}"
     return principal.get_username()
+
+
+def signed_in_user(principal):
+    """The principal as an audit actor: the signed-in user, or None (the system, a token)."""
+    return principal if getattr(principal, "is_authenticated", False) else None
 
 
 def person_of(principal):
@@ -57,11 +67,11 @@ def launch(
     try:
         kind = get_kind(kind_name)
     except UnknownRunKind as exc:
-        raise LaunchRefused(str(exc)) from None
+        raise Refused(str(exc)) from None
     if kind.environment is EnvironmentUse.REQUIRED and environment is None:
-        raise LaunchRefused(f"{kind.label} needs an environment.")
+        raise Refused(f"{kind.label} needs an environment.")
     if kind.environment is EnvironmentUse.NONE and environment is not None:
-        raise LaunchRefused(f"{kind.label} does not take an environment.")
+        raise Refused(f"{kind.label} does not take an environment.")
     if check_permission and not allowed(principal, kind.action, environment):
         where = f" in {environment}" if environment is not None else ""
         raise NotPermitted(f"You do not have permission to start {kind.label}{where}.")
@@ -70,14 +80,14 @@ def launch(
         try:
             params = kind.validate(params)
         except ValueError as exc:
-            raise LaunchRefused(str(exc)) from None
+            raise Refused(str(exc)) from None
     if not awaiting_approval:
         try:
             check_queue()
         except QueueUnavailable as exc:
-            raise LaunchRefused(str(exc)) from None
+            raise Refused(str(exc)) from None
 
-    user = principal if getattr(principal, "is_authenticated", False) else None
+    user = signed_in_user(principal)
     with transaction.atomic():
         run = Run.objects.create(
             kind=kind.name,
@@ -108,8 +118,8 @@ def cancel(run: Run, principal) -> Run:
     if not allowed(principal, kind.action, run.environment):
         raise NotPermitted("You do not have permission to cancel this run.")
     if run.status not in ACTIVE:
-        raise LaunchRefused(f"Run #{run.pk} has already ended ({run.get_status_display().lower()}).")
-    user = principal if getattr(principal, "is_authenticated", False) else None
+        raise Refused(f"Run #{run.pk} has already ended ({run.get_status_display().lower()}).")
+    user = signed_in_user(principal)
     with transaction.atomic():
         Run.objects.filter(pk=run.pk).update(cancel_requested=True)
         run.cancel_requested = True

@@ -13,17 +13,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from deployments.models import Environment
 from opsconsole.access.forms import ThrottledAuthenticationForm
 from opsconsole.access.models import Action, ApiToken
 from opsconsole.access.permissions import allowed, principal_of, require, visible_environment_ids
 from opsconsole.access.sudo import grant_sudo, sudo_required
 from opsconsole.access.throttle import sudo_locked_out
 from opsconsole.audit.log import record
+from opsconsole.environments.models import Environment
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue
 from opsconsole.runs.models import ACTIVE, TERMINAL, Run, Status
 from opsconsole.runs.registry import REGISTRY
-from opsconsole.runs.services import LaunchRefused, cancel, launch
+from opsconsole.runs.services import Refused, cancel, launch
 from opsconsole.ui.pagination import keyset_page, parse_int
 
 EVENTS_PER_FETCH = 2000
@@ -91,7 +91,7 @@ def start_selftest(request):
     params = {"lines": request.POST.get("lines", "20"), "delay_ms": request.POST.get("delay_ms", "100")}
     try:
         run = launch("maintenance.selftest", principal=request.user, params=params)
-    except LaunchRefused as exc:
+    except Refused as exc:
         messages.error(request, str(exc))
         return redirect("runs")
     return redirect("run", run_id=run.pk)
@@ -150,7 +150,7 @@ def run_cancel(request, run_id: int):
     try:
         cancel(run, request.user)
         messages.success(request, f"Cancel requested for run #{run.pk}.")
-    except LaunchRefused as exc:
+    except Refused as exc:
         messages.error(request, str(exc))
     return redirect("run", run_id=run.pk)
 

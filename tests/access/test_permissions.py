@@ -45,7 +45,7 @@ def test_without_an_environment_a_user_may_do_what_they_may_do_somewhere(users, 
 
 
 def test_a_global_binding_reaches_environments_created_later(users):
-    from deployments.models import Environment, Tier
+    from opsconsole.environments.models import Environment, Tier
 
     eu = Environment.objects.create(name="production-eu", tier=Tier.PRODUCTION)
     assert actions_of(users["viewer"], eu) == {"view"}

@@ -9,7 +9,7 @@ from backups.models import Restore
 from backups.services import request_backup, request_restore
 from opsconsole.audit.models import AuditEvent
 from opsconsole.runs.models import Run, Status
-from opsconsole.runs.services import LaunchRefused, NotPermitted
+from opsconsole.runs.services import NotPermitted, Refused
 from sandbox.bootstrap import BACKUP_BUCKETS, REGION, clients
 from tests.backups.conftest import database_exists, s3, server
 
@@ -43,14 +43,14 @@ def test_a_dump_restores_into_a_new_database(users, dump, scratch_names):
 
 def test_restoring_into_the_live_database_is_refused(users, dump, pg_policy):
     live = pg_policy.database_name
-    with pytest.raises(LaunchRefused, match="overwrite a live database in place"):
+    with pytest.raises(Refused, match="overwrite a live database in place"):
         request_restore(dump, users["backup_operator"], live, live)
     assert not Run.objects.filter(kind="backups.restore").exists()
     assert rows(live, "orders") == 500
 
 
 def test_a_mistyped_confirmation_changes_nothing(users, dump):
-    with pytest.raises(LaunchRefused, match="Type the target name"):
+    with pytest.raises(Refused, match="Type the target name"):
         request_restore(dump, users["backup_operator"], "h6_bk_other", "h6_bk_othr")
     assert not Run.objects.filter(kind="backups.restore").exists()
 
@@ -99,7 +99,7 @@ def test_a_snapshot_restores_into_a_new_instance_and_never_over_the_live_one(use
     run.refresh_from_db()
     assert run.status == Status.SUCCEEDED, run.error
     live = rds_policy.source_identifier
-    with pytest.raises(LaunchRefused, match="restoring over it in place is refused"):
+    with pytest.raises(Refused, match="restoring over it in place is refused"):
         request_restore(run.backup, users["backup_operator"], live, live)
     restore = request_restore(
         run.backup, users["backup_operator"], "sentinel-staging-restored", "sentinel-staging-restored"

@@ -10,7 +10,8 @@ import urllib.request
 
 import pytest
 
-from deployments.models import Environment, Release, Strategy, Tier
+from deployments.models import Release
+from opsconsole.environments.models import Environment, Strategy, Tier
 from sandbox.bootstrap import create_stack
 
 POLL_MS = "20"

@@ -7,11 +7,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from deployments.models import Approval, Release
-from deployments.services import Refused, decide, expire_approvals, request_deploy
+from deployments.models import Release
+from deployments.services import decide, expire_approvals, request_deploy
 from opsconsole.audit.models import AuditEvent
-from opsconsole.runs.models import Run, Status
-from opsconsole.runs.services import NotPermitted
+from opsconsole.runs.models import Approval, Run, Status
+from opsconsole.runs.services import NotPermitted, Refused
 from tests.conftest import client_for, make_user
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +41,7 @@ def dispatched(settings):
     settings.OPSCONSOLE_QUEUE = "celery"
     with (
         mock.patch("opsconsole.runs.services.check_queue"),
-        mock.patch("deployments.approvals.check_queue"),
+        mock.patch("opsconsole.runs.approvals.check_queue"),
         mock.patch("opsconsole.runs.dispatch.dispatch") as dispatch,
     ):
         yield dispatch

@@ -16,9 +16,9 @@ import pytest
 
 from deployments import ecs, jobs
 from deployments.models import Deployment, Release
-from deployments.services import Refused, request_deploy
+from deployments.services import request_deploy
 from opsconsole.runs.models import EnvironmentLock, Run, Status
-from opsconsole.runs.services import cancel
+from opsconsole.runs.services import Refused, cancel
 from tests.deployments import stubs
 from tests.deployments.stubs import (
     CIRCUIT_BREAKER,

@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
-from deployments.models import Color, Deployment, Strategy
+from deployments.models import Deployment
 from deployments.services import request_deploy
+from opsconsole.environments.models import Color, Strategy
 from opsconsole.runs.models import EnvironmentLock, Status
 from sandbox.bootstrap import clients
 from tests.deployments.conftest import wire

@@ -12,8 +12,9 @@ import pytest
 from backups.delivery import backup_history
 from backups.models import Backup, BackupPolicy, BackupStatus, Kind
 from deployments.delivery import Period, delivery_report
-from deployments.models import Deployment, DeploymentKind, Environment, Release
+from deployments.models import Deployment, DeploymentKind, Release
 from opsconsole.access.models import Role
+from opsconsole.environments.models import Environment
 from opsconsole.runs.models import Run, Status
 from tests.conftest import client_for, make_user
 

@@ -8,9 +8,10 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from deployments.models import Deployment, FreezeWindow, Release
+from deployments.models import Deployment, Release
 from opsconsole.access.models import ApiToken
 from opsconsole.audit.models import AuditEvent
+from opsconsole.environments.models import FreezeWindow
 from opsconsole.runs.models import EnvironmentLock, Run, Status
 
 pytestmark = pytest.mark.django_db

@@ -3,10 +3,11 @@
 import pytest
 
 from deployments.models import Release
-from deployments.services import Refused, lock, request_deploy, unlock
+from deployments.services import request_deploy
 from opsconsole.audit.models import AuditEvent
+from opsconsole.environments.services import lock, unlock
 from opsconsole.runs.models import EnvironmentLock
-from opsconsole.runs.services import NotPermitted
+from opsconsole.runs.services import NotPermitted, Refused
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ weights are relative, and a listener may forward to one target group with no For
 import pytest
 
 from deployments.lost import service_left_behind
-from deployments.models import Strategy
+from opsconsole.environments.models import Strategy
 from opsconsole.runs.models import Run, Status
 from sandbox.bootstrap import clients
 from tests.deployments.conftest import wire

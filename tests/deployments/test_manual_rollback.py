@@ -4,8 +4,10 @@ on, and the environment locked afterwards."""
 import pytest
 
 from deployments.models import Deployment
-from deployments.services import Refused, request_rollback, unlock
+from deployments.services import request_rollback
+from opsconsole.environments.services import unlock
 from opsconsole.runs.models import EnvironmentLock, Status
+from opsconsole.runs.services import Refused
 from tests.conftest import client_for
 from tests.deployments.test_rolling_deploy import service_image
 

@@ -23,8 +23,8 @@ from django.forms.models import model_to_dict
 
 from deployments import ecs, prometheus
 from deployments.admin import EnvironmentForm
-from deployments.models import Environment
 from deployments.services import request_deploy, request_rollback
+from opsconsole.environments.models import Environment
 from opsconsole.runs.models import EnvironmentLock, Status
 from tests.conftest import client_for
 
@@ -371,7 +371,7 @@ def test_the_setting_is_the_url_when_the_environment_names_none(staging, setting
 
 @pytest.mark.django_db
 def test_the_admin_page_has_the_prometheus_fields(users, staging):
-    response = client_for(users["superuser"]).get(f"/admin/deployments/environment/{staging.pk}/change/")
+    response = client_for(users["superuser"]).get(f"/admin/environments/environment/{staging.pk}/change/")
     assert response.status_code == 200
     html = response.content.decode()
     assert "Verification by Prometheus" in html

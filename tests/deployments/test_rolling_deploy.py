@@ -3,8 +3,9 @@
 import pytest
 
 from deployments.models import Deployment
-from deployments.services import Refused, request_deploy
+from deployments.services import request_deploy
 from opsconsole.runs.models import EnvironmentLock, Status
+from opsconsole.runs.services import Refused
 from sandbox.bootstrap import clients
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -7,8 +7,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from deployments.ecs import Poller, StepFailed
 from dr import aws as draws
+from opsconsole.aws import Poller, StepFailed
 
 
 def poller(clock=None) -> Poller:

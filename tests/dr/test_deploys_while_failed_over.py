@@ -8,10 +8,11 @@ import pytest
 from django.utils import timezone
 
 from deployments.models import Deployment, Release
-from deployments.services import Refused, request_deploy, request_rollback
+from deployments.services import request_deploy, request_rollback
 from dr.models import DROperation, DRPlan, Operation, Site
 from opsconsole.access.models import ApiToken
 from opsconsole.runs.models import Run, Status
+from opsconsole.runs.services import Refused
 from tests.dr.conftest import offline_plan
 
 pytestmark = pytest.mark.django_db
@@ -100,9 +101,9 @@ def fail_over(plan) -> DROperation:
 
 
 def test_a_deploy_requested_before_a_failover_cannot_be_approved_after_it(plan, users, release, no_execution):
-    from deployments.models import Approval
     from deployments.services import decide
     from opsconsole.audit.models import AuditEvent
+    from opsconsole.runs.models import Approval
 
     plan.environment.required_approvals = 1
     plan.environment.save()

@@ -11,11 +11,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from deployments.models import Approval
 from dr.models import DROperation, DRPlan, Operation, ReadinessCheck, Site
 from opsconsole.access.models import ApiToken
 from opsconsole.audit.models import AuditEvent, Outcome
-from opsconsole.runs.models import Run, Status
+from opsconsole.runs.models import Approval, Run, Status
 from tests.conftest import client_for, make_user
 from tests.dr.conftest import offline_plan
 
@@ -30,8 +29,8 @@ def plan(staging):
 @pytest.fixture
 def no_execution():
     with (
-        mock.patch("deployments.approvals.check_queue"),
-        mock.patch("deployments.approvals.dispatch_safely") as dispatched,
+        mock.patch("opsconsole.runs.approvals.check_queue"),
+        mock.patch("opsconsole.runs.approvals.dispatch_safely") as dispatched,
     ):
         yield dispatched
 

@@ -61,8 +61,8 @@ def test_a_request_and_an_approval_through_the_pages(users, plan):  # noqa: F811
     dave = make_user("dave", "dr_operator", plan.environment)
     with (
         mock.patch("dr.services.check_queue"),
-        mock.patch("deployments.approvals.check_queue"),
-        mock.patch("deployments.approvals.dispatch_safely"),
+        mock.patch("opsconsole.runs.approvals.check_queue"),
+        mock.patch("opsconsole.runs.approvals.dispatch_safely"),
     ):
         client_for(dave).post(f"/dr/staging/runs/{run.pk}/decide/", {"decision": "approve", "comment": "ok"})
     run.refresh_from_db()

@@ -34,7 +34,7 @@ def operators(users, staging):
 def queued():
     with (
         mock.patch("dr.services.check_queue"),
-        mock.patch("deployments.approvals.check_queue"),
+        mock.patch("opsconsole.runs.approvals.check_queue"),
         mock.patch("opsconsole.runs.dispatch.dispatch") as dispatch,
     ):
         yield dispatch
@@ -91,7 +91,7 @@ def test_it_refuses_approval_by_a_role_without_dr(plan, operators, users, queued
 
 def test_an_admin_may_approve_and_the_rto_clock_starts(plan, operators, users, queued):
     run = ask(plan, operators["dora"])
-    with mock.patch("deployments.approvals.dispatch_safely"):
+    with mock.patch("opsconsole.runs.approvals.dispatch_safely"):
         services.decide(run, users["admin"], "approve", "go")
     run.refresh_from_db()
     assert run.status == Status.QUEUED
@@ -131,7 +131,7 @@ def test_a_second_request_is_refused_while_one_is_pending(plan, operators, queue
 
 def test_the_cooldown_blocks_a_second_failover(plan, operators, queued):
     run = ask(plan, operators["dora"])
-    with mock.patch("deployments.approvals.dispatch_safely"):
+    with mock.patch("opsconsole.runs.approvals.dispatch_safely"):
         services.decide(run, operators["dave"], "approve")
     Run.objects.filter(pk=run.pk).update(status=Status.FAILED)
     with pytest.raises(services.Refused) as refused:
@@ -173,7 +173,7 @@ def test_a_run_that_was_never_approved_cannot_be_resumed(plan, operators, queued
 
 def test_only_dr_operators_may_resume(plan, operators, users, queued):
     run = ask(plan, operators["dora"])
-    with mock.patch("deployments.approvals.dispatch_safely"):
+    with mock.patch("opsconsole.runs.approvals.dispatch_safely"):
         services.decide(run, operators["dave"], "approve")
     Run.objects.filter(pk=run.pk).update(status=Status.FAILED)
     with pytest.raises(NotPermitted):

@@ -23,8 +23,8 @@ def plan(staging):
 @pytest.fixture
 def no_execution():
     with (
-        mock.patch("deployments.approvals.check_queue"),
-        mock.patch("deployments.approvals.dispatch_safely") as dispatched,
+        mock.patch("opsconsole.runs.approvals.check_queue"),
+        mock.patch("opsconsole.runs.approvals.dispatch_safely") as dispatched,
     ):
         yield dispatched
 

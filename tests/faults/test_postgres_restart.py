@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from deployments.models import Environment
+from opsconsole.environments.models import Environment
 from opsconsole.runs.models import EnvironmentLock, Run, Status
 from opsconsole.runs.services import launch
 from tests.integration.conftest import wait_for

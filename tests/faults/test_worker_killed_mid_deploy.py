@@ -13,8 +13,9 @@ import boto3
 import pytest
 
 from deployments import jobs
-from deployments.models import Deployment, Environment, Release, Strategy
+from deployments.models import Deployment, Release
 from deployments.services import request_deploy
+from opsconsole.environments.models import Environment, Strategy
 from opsconsole.runs.models import EnvironmentLock, Run, Status
 from opsconsole.runs.reaper import reap
 from sandbox.bootstrap import create_stack

@@ -2,11 +2,10 @@
 
 import pytest
 
-from deployments.models import Approval
 from infrastructure import services
 from infrastructure.models import Plan
 from opsconsole.audit.models import AuditEvent
-from opsconsole.runs.models import Status
+from opsconsole.runs.models import Approval, Status
 from opsconsole.runs.services import NotPermitted
 from tests.infrastructure.conftest import edit_state, state_of
 

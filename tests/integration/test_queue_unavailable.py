@@ -12,7 +12,7 @@ import pytest
 
 from opsconsole.audit.models import AuditEvent
 from opsconsole.runs.models import Run, Status
-from opsconsole.runs.services import LaunchRefused, launch
+from opsconsole.runs.services import Refused, launch
 from tests.conftest import client_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -58,7 +58,7 @@ def test_with_celery_and_redis_down_the_request_is_refused_and_changes_nothing(u
     before = counts()
     original, app.conf.broker_url = app.conf.broker_url, url
     try:
-        with pytest.raises(LaunchRefused) as refused:
+        with pytest.raises(Refused) as refused:
             launch("maintenance.selftest", principal=users["admin"], params={"lines": 1})
     finally:
         app.conf.broker_url = original

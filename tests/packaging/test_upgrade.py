@@ -27,6 +27,12 @@ from django.db.migrations.loader import MigrationLoader
 FIXTURE = Path(__file__).parent / "fixtures" / "release_cd88b95.json"
 ALIAS = "upgrade"
 PROJECT_APPS = {"access", "audit", "runs", "deployments", "infrastructure", "backups", "dr"}
+# Models that moved to another app since the release, with their tables and rows (a state-only move).
+MOVED = {
+    "deployments.environment": "environments.environment",
+    "deployments.freezewindow": "environments.freezewindow",
+    "deployments.approval": "runs.approval",
+}
 # Columns a forward migration is allowed to change, as "app.model.field": say why beside each.
 CHANGED_BY_MIGRATIONS: set[str] = set()
 
@@ -143,7 +149,7 @@ def test_the_previous_release_s_data_survives_migrating_to_head(release, fresh_d
     at_head = executor.loader.project_state(heads).apps
 
     for item in release["objects"]:
-        now = dump(connection, at_head, item["model"], item["pk"])
+        now = dump(connection, at_head, MOVED.get(item["model"], item["model"]), item["pk"])
         for name, before in item["fields"].items():
             if f"{item['model']}.{name}" in CHANGED_BY_MIGRATIONS:
                 continue

@@ -5,7 +5,7 @@ import pytest
 from opsconsole.audit.models import AuditEvent
 from opsconsole.runs import runner
 from opsconsole.runs.models import EnvironmentLock, Run, Status
-from opsconsole.runs.services import LaunchRefused, NotPermitted, cancel, launch
+from opsconsole.runs.services import NotPermitted, Refused, cancel, launch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,7 +99,7 @@ def test_cancel_before_start_ends_the_run_at_once(users, settings):
     run.refresh_from_db()
     assert run.status == Status.CANCELED
     assert runner.execute(run.pk) == "not-claimed"
-    with pytest.raises(LaunchRefused, match="already ended"):
+    with pytest.raises(Refused, match="already ended"):
         cancel(run, users["admin"])
 
 
@@ -148,9 +148,9 @@ def test_secrets_registered_by_a_job_never_reach_its_events(users):
 
 def test_bad_parameters_are_refused_and_change_nothing(users):
     before = (Run.objects.count(), AuditEvent.objects.count())
-    with pytest.raises(LaunchRefused, match="lines must be between 1 and 50000"):
+    with pytest.raises(Refused, match="lines must be between 1 and 50000"):
         launch("maintenance.selftest", principal=users["admin"], params={"lines": 0})
-    with pytest.raises(LaunchRefused, match="no run kind called"):
+    with pytest.raises(Refused, match="no run kind called"):
         launch("no.such.kind", principal=users["admin"])
     assert (Run.objects.count(), AuditEvent.objects.count()) == before
 

@@ -21,9 +21,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from deployments.models import Environment, Release, Tier
+from deployments.models import Release
 from dr.models import DRPlan
 from opsconsole.access.models import Action, ApiToken
+from opsconsole.environments.models import Environment, Tier
 from opsconsole.runs.models import Run, Status
 
 # Per operation and mode: enough to find what a hand-written test forgets, few enough that the

@@ -17,12 +17,13 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from deployments.models import Approval, Environment, FreezeWindow, Release
+from deployments.models import Release
 from dr.models import DROperation
 from opsconsole.access.models import Action, ApiToken
 from opsconsole.audit.log import record
+from opsconsole.environments.models import Environment, FreezeWindow
 from opsconsole.runs.context import append_event
-from opsconsole.runs.models import EnvironmentLock, Run
+from opsconsole.runs.models import Approval, EnvironmentLock, Run
 from tests.access.test_authorization_matrix import ALLOWED, ROUTES, client_of, path_for, snapshot
 from tests.packaging.test_check_deploy import ROOT, production_env
 

@@ -13,10 +13,10 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from deployments.models import Environment
+from opsconsole.environments.models import Environment
 from opsconsole.runs.models import Run
 from opsconsole.runs.registry import REGISTRY
-from opsconsole.runs.services import LaunchRefused, NotPermitted, launch
+from opsconsole.runs.services import NotPermitted, Refused, launch
 
 
 class CliPrincipal:
@@ -74,7 +74,7 @@ class Command(BaseCommand):
                 params=params,
                 check_permission=bool(options["as_user"]),
             )
-        except (LaunchRefused, NotPermitted) as exc:
+        except (Refused, NotPermitted) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"run #{run.pk} {run.kind} {run.status}")
         if options["wait"]:

@@ -11,26 +11,26 @@ people approved.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deployments.models import Approval, Decision, approval_deadline
 from opsconsole.access.permissions import allowed
 from opsconsole.audit.log import record
 from opsconsole.audit.models import Outcome
 from opsconsole.runs.context import append_event
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue, dispatch_safely
-from opsconsole.runs.models import IllegalTransition, Level, Run, Status
-from opsconsole.runs.services import LaunchRefused, NotPermitted, principal_name
+from opsconsole.runs.models import Approval, Decision, IllegalTransition, Level, Run, Status
+from opsconsole.runs.services import NotPermitted, Refused, principal_name
+
+__all__ = ["Approval", "Decision", "Refused", "approval_deadline", "expire_if_due", "vote"]
 
 
-class Refused(LaunchRefused):
-    """A request or a vote was refused; `code` is a stable machine-readable reason."""
-
-    def __init__(self, message: str, code: str = "refused"):
-        super().__init__(message)
-        self.code = code
+def approval_deadline(run: Run) -> datetime:
+    """When a run nobody approved is canceled: its request time plus the TTL copied at launch."""
+    ttl = run.params.get("approval_ttl_minutes", 240)
+    return run.created_at + timedelta(minutes=ttl)
 
 
 def vote(

@@ -1,0 +1,31 @@
+# The Environment (and FreezeWindow) moved from the deployments app to the core
+# (opsconsole.environments), approvals to the runs app: only Django's model state changes,
+# the tables keep their names and no row moves.
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('environments', '0001_initial'),
+        ('notifications', '0001_initial'),
+    ]
+
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name='channel',
+                    name='environment',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notification_channels', to='environments.environment'),
+                ),
+                migrations.AlterField(
+                    model_name='delivery',
+                    name='environment',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notification_deliveries', to='environments.environment'),
+                ),
+            ],
+        ),
+    ]

@@ -1,0 +1,92 @@
+"""What every app asks of an environment: which ones a user sees, whether an app forbids changing
+one now (change blockers), and the manual lock a person holds to stop changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db import transaction
+
+from opsconsole.access.models import Action
+from opsconsole.access.permissions import allowed, visible_environment_ids
+from opsconsole.audit.log import record
+from opsconsole.environments.models import Environment
+from opsconsole.runs.models import EnvironmentLock, LockHeld
+from opsconsole.runs.services import NotPermitted, Refused, principal_name, signed_in_user
+
+ChangeBlocker = Callable[[Environment], None]
+
+# Apps that can forbid changing an environment register a check here (dr: the environment is
+# failed over to its DR region). Each raises Refused, or returns to allow.
+CHANGE_BLOCKERS: list[ChangeBlocker] = []
+
+
+def register_change_blocker(blocker: ChangeBlocker) -> None:
+    if blocker not in CHANGE_BLOCKERS:
+        CHANGE_BLOCKERS.append(blocker)
+
+
+def check_blockers(environment: Environment) -> None:
+    """Raise Refused if an app forbids changing `environment` now (at request, approval and start)."""
+    for blocker in CHANGE_BLOCKERS:
+        blocker(environment)
+
+
+def visible_environments(user):
+    """The environments `user` may see (all of them for a role bound everywhere)."""
+    envs = Environment.objects.all()
+    env_ids = visible_environment_ids(user)
+    return envs if env_ids is None else envs.filter(pk__in=env_ids)
+
+
+# The audit codes of a manual lock keep the names they had when locks lived in the deployments
+# app: reviewers and exports filter on them.
+
+
+def lock(environment: Environment, principal, reason: str) -> EnvironmentLock:
+    """Hold `environment` by hand so nothing changes it until someone unlocks it."""
+    if not allowed(principal, Action.DEPLOY, environment):
+        raise NotPermitted(f"You may not lock {environment}.")
+    reason = reason.strip()
+    if not reason:
+        raise Refused("Say why you lock it.", "reason_required")
+    with transaction.atomic():
+        try:
+            held = EnvironmentLock.acquire(environment, held_by=principal_name(principal), reason=reason[:200])
+        except LockHeld as exc:
+            raise Refused(str(exc), "locked") from None
+        record(
+            "deployments.environment.locked",
+            actor=signed_in_user(principal),
+            actor_name=principal_name(principal),
+            target=f"environment:{environment.name}",
+            environment=environment.name,
+            details={"reason": reason},
+        )
+    return held
+
+
+def unlock(environment: Environment, principal) -> None:
+    """Release a lock held by hand (a run's own lock ends with the run) and start what waited."""
+    from opsconsole.runs.runner import dispatch_next_waiting
+
+    if not allowed(principal, Action.DEPLOY, environment):
+        raise NotPermitted(f"You may not unlock {environment}.")
+    with transaction.atomic():
+        held = EnvironmentLock.objects.select_for_update().filter(environment=environment).first()
+        if held is None:
+            raise Refused(f"{environment} is not locked.", "not_locked")
+        if held.run_id is not None:
+            raise Refused(
+                f"{environment} is held by run #{held.run_id} while it runs; cancel the run instead.", "held_by_run"
+            )
+        held.delete()
+        record(
+            "deployments.environment.unlocked",
+            actor=signed_in_user(principal),
+            actor_name=principal_name(principal),
+            target=f"environment:{environment.name}",
+            environment=environment.name,
+            details={"was": held.describe()},
+        )
+        dispatch_next_waiting(environment.pk)

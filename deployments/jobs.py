@@ -18,7 +18,7 @@ from deployments.models import Deployment
 from deployments.services import lock_after_rollback
 from opsconsole import aws
 from opsconsole.aws import Poller, StepFailed
-from opsconsole.environments.models import Color, Environment, Strategy
+from opsconsole.environments.models import Color, Strategy
 from opsconsole.environments.services import check_blockers
 from opsconsole.runs.context import Canceled, RunContext, RunFailed
 from opsconsole.runs.models import Status
@@ -173,7 +173,7 @@ class Deploy:
                 ) from None
 
     def succeeded(self, task_definition: str) -> dict:
-        Environment.objects.filter(pk=self.deployment.environment_id).update(live_release=self.deployment.release_id)
+        self.deployment.environment.went_live(self.deployment.release_id)
         return {"task_definition": task_definition, "release": self.p["release"]["tag"]}
 
     def roll_back(self, previous: str, reason: str) -> dict:
@@ -299,9 +299,7 @@ class Deploy:
             lock_after_rollback(ctx.run, reason)
             ctx.log.warning("All traffic back on %s: %s", live, reason)
             return {"live_color": live, "reason": reason}
-        Environment.objects.filter(pk=self.deployment.environment_id).update(
-            live_color=idle, live_release=self.deployment.release_id
-        )
+        self.deployment.environment.went_live(self.deployment.release_id, color=idle)
         ctx.log.info("%s is live; %s keeps running for an instant rollback.", idle, live)
         return {"live_color": idle, "task_definition": new}
 

@@ -12,7 +12,7 @@ from opsconsole.access.permissions import allowed
 from opsconsole.audit.log import record
 from opsconsole.environments.models import Environment, Strategy
 from opsconsole.environments.services import check_blockers
-from opsconsole.runs.approvals import expire_if_due, vote
+from opsconsole.runs.approvals import environment_approvals_met, expire_if_due, vote
 from opsconsole.runs.models import ACTIVE, EnvironmentLock, Run, Status
 from opsconsole.runs.services import NotPermitted, Refused, launch, principal_name, signed_in_user
 
@@ -209,10 +209,7 @@ def decide(run: Run, principal, decision: str, comment: str = "") -> Run:
         if run.kind in DEPLOY_KINDS:
             # The environment may have failed over since the request: refuse the vote (rolled back).
             check_blockers(environment)
-        approvals = run.approvals.filter(decision="approve").count()
-        if approvals < environment.required_approvals:
-            return None
-        return f"Approved ({approvals} of {environment.required_approvals}); queued."
+        return environment_approvals_met(run)
 
     return vote(
         run,

@@ -11,6 +11,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from opsconsole.runs.models import Status
+
 
 def validate_relative_path(value: str) -> None:
     if value.startswith("/") or ".." in value.split("/"):
@@ -22,6 +24,9 @@ class Operation(models.TextChoices):
     DRILL = "drill", "Drill"
     FAILBACK = "failback", "Failback"
 
+
+# A failover or failback that ended in one of these may be run again (skipping finished steps).
+RESUMABLE = (Status.FAILED, Status.ERRORED, Status.CANCELED)
 
 RUN_KINDS = {
     Operation.FAILOVER: "dr.failover",
@@ -164,6 +169,22 @@ class DROperation(models.Model):
     @property
     def rpo(self) -> timedelta | None:
         return None if self.rpo_seconds is None else timedelta(seconds=round(self.rpo_seconds))
+
+    def resume_refusal(self) -> tuple[str, str] | None:
+        """Why this operation cannot be run again as (message, code), or None when it can: a
+        failover or failback that was approved, ended without succeeding and was not resumed yet."""
+        if self.operation == Operation.DRILL:
+            return "A drill tears down what it created; start a new drill instead.", "drill"
+        if self.run.status not in RESUMABLE:
+            return "Only a failed, errored or canceled DR run can be resumed.", "not_failed"
+        if self.approved_at is None:
+            return "This run was never approved; request it again.", "not_approved"
+        if self.resumed_by.exists():
+            return "This run was already resumed; resume the latest attempt.", "already_resumed"
+        return None
+
+    def can_resume(self) -> bool:
+        return self.resume_refusal() is None
 
     def save_progress(self, key: str, value) -> None:
         self.progress[key] = value

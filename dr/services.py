@@ -33,7 +33,6 @@ from opsconsole.runs.registry import UnknownRunKind, get_kind
 from opsconsole.runs.services import NotPermitted, Refused, launch, person_of, principal_name
 
 DR_KINDS = tuple(RUN_KINDS.values())
-RESUMABLE = (Status.FAILED, Status.ERRORED, Status.CANCELED)
 
 __all__ = ["Refused", "request", "decide", "resume", "person_of"]
 
@@ -259,14 +258,9 @@ def resume(operation: DROperation, principal) -> Run:
     plan = operation.plan
     if _user(principal) is None or not allowed(principal, Action.DR, plan.environment):
         raise NotPermitted(f"Only DR operators may resume a {operation.operation} of {plan.environment}.")
-    if operation.operation == Operation.DRILL:
-        raise Refused("A drill tears down what it created; start a new drill instead.", "drill")
-    if operation.run.status not in RESUMABLE:
-        raise Refused("Only a failed, errored or canceled DR run can be resumed.", "not_failed")
-    if operation.approved_at is None:
-        raise Refused("This run was never approved; request it again.", "not_approved")
-    if operation.resumed_by.exists():
-        raise Refused("This run was already resumed; resume the latest attempt.", "already_resumed")
+    refusal = operation.resume_refusal()
+    if refusal is not None:
+        raise Refused(*refusal)
     busy = active_operation(plan)
     if busy is not None:
         raise Refused(f"Run #{busy.run_id} is still {busy.run.get_status_display().lower()}.", "busy")

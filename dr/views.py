@@ -85,15 +85,7 @@ def dr_page(request):
                 "failed_over": plan.active_site == Site.DR,
                 "chart": drill_chart(plan),
                 "failover_cooldown": services.cooldown_until(plan, Operation.FAILOVER),
-                "resumable": {
-                    op.pk
-                    for op in operations
-                    if can_dr
-                    and op.operation != Operation.DRILL
-                    and op.run.status in services.RESUMABLE
-                    and op.approved_at
-                    and not op.resumed_by.exists()
-                },
+                "resumable": {op.pk for op in operations if can_dr and op.can_resume()},
             }
         )
     without_plan = [env for env in environments if env.pk not in {p.environment_id for p in plans}]

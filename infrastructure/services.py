@@ -2,7 +2,7 @@
 task call. Each refuses with a clear message and changes nothing, or changes state, audits and
 enqueues in one transaction (through the run engine's launch()).
 
-Approvals reuse the deployments app's votes (deployments.services.decide: audited, one vote per
+Approvals use the run engine's votes (opsconsole.runs.approvals.vote: audited, one vote per
 person, no self-approval, approval window); applying adds one rule: the person who made the plan
 may not approve applying it either.
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from deployments import services as deployments
 from infrastructure.jobs import workspace_params
 from infrastructure.models import Plan, Workspace
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed
+from opsconsole.runs.approvals import environment_approvals_met, expire_if_due, vote
 from opsconsole.runs.models import ACTIVE, Run, Status
-from opsconsole.runs.services import NotPermitted, Refused, launch, person_of
+from opsconsole.runs.services import NotPermitted, Refused, launch, person_of, signed_in_user
 
 TERRAFORM_KINDS = ("terraform.plan", "terraform.apply", "terraform.drift")
 
@@ -69,13 +69,23 @@ def decide(run: Run, principal, decision: str, comment: str = "") -> Run:
             stale = plan.staleness(exclude_run=run.pk)
             if stale:
                 raise Refused(stale, "stale_plan")
-    return deployments.decide(run, principal, decision, comment)
+    return vote(
+        run,
+        principal,
+        decision,
+        comment,
+        person=signed_in_user(principal),
+        action=Action.APPROVE,
+        not_permitted=f"You may not approve Terraform applies in {run.environment}.",
+        self_approval="You cannot approve your own request; ask another approver.",
+        approved=environment_approvals_met,
+    )
 
 
 def expire_applies() -> int:
     """Cancel applies nobody approved within the environment's approval window."""
     waiting = Run.objects.filter(kind="terraform.apply", status=Status.AWAITING_APPROVAL)
-    return sum(deployments.expire_if_due(run) for run in waiting)
+    return sum(expire_if_due(run) for run in waiting)
 
 
 def launch_drift_checks() -> list[Run]:

@@ -181,6 +181,15 @@ class Environment(models.Model):
     def is_deployable(self) -> bool:
         return bool(self.ecs_cluster and self.ecs_service and self.container_name)
 
+    def went_live(self, release_id: int, *, color: str | None = None) -> None:
+        """Record that `release_id` now serves here (and, for blue/green, on which colour)."""
+        changes: dict = {"live_release_id": release_id}
+        if color is not None:
+            changes["live_color"] = color
+        Environment.objects.filter(pk=self.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(self, name, value)
+
     def active_freeze(self, at=None):
         at = at or timezone.now()
         return self.freeze_windows.filter(starts_at__lte=at, ends_at__gt=at).first()

@@ -24,7 +24,7 @@ from opsconsole.runs.dispatch import QueueUnavailable, check_queue, dispatch_saf
 from opsconsole.runs.models import Approval, Decision, IllegalTransition, Level, Run, Status
 from opsconsole.runs.services import NotPermitted, Refused, principal_name
 
-__all__ = ["Approval", "Decision", "Refused", "approval_deadline", "expire_if_due", "vote"]
+__all__ = ["Approval", "Decision", "Refused", "approval_deadline", "environment_approvals_met", "expire_if_due", "vote"]
 
 
 def approval_deadline(run: Run) -> datetime:
@@ -99,6 +99,15 @@ def vote(
             append_event(run, queued)
             transaction.on_commit(lambda: dispatch_safely(run.pk))
     return run
+
+
+def environment_approvals_met(run: Run) -> str | None:
+    """The usual `approved` rule: as many approvals as the run's environment requires (at least one)."""
+    required = run.environment.required_approvals
+    approvals = run.approvals.filter(decision=Decision.APPROVE).count()
+    if approvals < required:
+        return None
+    return f"Approved ({approvals} of {required}); queued."
 
 
 def _not_awaiting(run: Run) -> Refused:

@@ -168,7 +168,7 @@ def vote_together(votes):
 
     from django.db import connection
 
-    from deployments import approvals
+    from opsconsole.runs import approvals
 
     barrier = threading.Barrier(len(votes))
     checked = approvals.expire_if_due

@@ -1,5 +1,5 @@
-"""JSON API for CI: register and list releases, request deploys and rollbacks, list environments,
-and the OpenAPI document describing the whole /api/v1/."""
+"""JSON API for CI: register and list releases, request deploys and rollbacks, list environments
+(described in deployments/openapi.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from deployments import services
 from deployments.models import Release
-from deployments.openapi import DOCUMENT
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import principal_of, require, visible_environment_ids
 from opsconsole.api import BadRequest, Conflict, api_endpoint, json_body
@@ -58,11 +57,6 @@ def _string(body: dict, name: str, required: bool = True) -> str:
     if required and not value.strip():
         raise BadRequest(f"{name} is required.", "invalid")
     return value
-
-
-@api_endpoint("GET")
-def openapi(request):
-    return JsonResponse(DOCUMENT)
 
 
 @api_endpoint("GET")

@@ -6,7 +6,11 @@ class DeploymentsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the deploy and rollback run kinds, and what a lost worker left on AWS.
-        from deployments import jobs, lost  # noqa: F401
+        from deployments import jobs, lost, openapi  # noqa: F401
+        from deployments import metrics  # noqa: F401  (adds deploys and rollbacks to /metrics)
+        from opsconsole.openapi import contribute
         from opsconsole.runs.schedules import register_periodic
+
+        contribute(openapi.PATHS, openapi.SCHEMAS)
 
         register_periodic("deployments: expire approvals", "deployments.tasks.expire_approvals", lambda: 60)

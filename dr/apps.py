@@ -14,11 +14,14 @@ class DrConfig(AppConfig):
     verbose_name = "Disaster recovery"
 
     def ready(self) -> None:
-        from dr import jobs  # noqa: F401  (registers the DR run kinds)
+        from dr import jobs, openapi  # noqa: F401  (jobs registers the DR run kinds)
+        from dr import metrics  # noqa: F401  (adds DR readiness and drills to /metrics)
         from dr.services import refuse_changes_while_failed_over
         from opsconsole.environments.services import register_change_blocker
+        from opsconsole.openapi import contribute
         from opsconsole.runs.schedules import register_periodic
 
         register_change_blocker(refuse_changes_while_failed_over)
+        contribute(openapi.PATHS, openapi.SCHEMAS)
         register_periodic("dr: readiness checks", "dr.tasks.check_readiness", readiness_interval_seconds)
         register_periodic("dr: expire unapproved requests", "dr.tasks.expire_approvals", lambda: 60)

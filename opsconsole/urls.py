@@ -12,7 +12,7 @@ from deployments import views as deployment_views
 from dr import api as dr_api
 from dr import views as dr_views
 from infrastructure import views as infrastructure
-from opsconsole import metrics
+from opsconsole import metrics, openapi
 from opsconsole.audit import views as audit
 from opsconsole.runs import api as runs_api
 from opsconsole.ui import views as ui
@@ -71,7 +71,7 @@ urlpatterns = [
     path("healthz", ui.healthz, name="healthz"),
     path("readyz", ui.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("api/v1/openapi.json", deployment_api.openapi, name="api_openapi"),
+    path("api/v1/openapi.json", openapi.openapi, name="api_openapi"),
     path("api/v1/environments", deployment_api.environments, name="api_environments"),
     path("api/v1/environments/<slug:name>/deploy", deployment_api.deploy, name="api_deploy"),
     path("api/v1/environments/<slug:name>/rollback", deployment_api.rollback, name="api_rollback"),

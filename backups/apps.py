@@ -7,7 +7,7 @@ class BackupsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from backups import conf, delivery, jobs  # noqa: F401  (registers the backup run kinds)
+        from backups import conf, delivery, jobs, metrics  # noqa: F401  (registers the backup run kinds and /metrics)
         from backups.models import BackupPolicy
         from opsconsole.runs.schedules import register_periodic
 

@@ -6,8 +6,7 @@ class DeploymentsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the deploy and rollback run kinds, and what a lost worker left on AWS.
-        from deployments import jobs, lost, openapi  # noqa: F401
-        from deployments import metrics  # noqa: F401  (adds deploys and rollbacks to /metrics)
+        from deployments import jobs, lost, metrics, openapi  # noqa: F401  (run kinds, lost-worker reports, /metrics)
         from opsconsole.openapi import contribute
         from opsconsole.runs.schedules import register_periodic
 

@@ -14,8 +14,7 @@ class DrConfig(AppConfig):
     verbose_name = "Disaster recovery"
 
     def ready(self) -> None:
-        from dr import jobs, openapi  # noqa: F401  (jobs registers the DR run kinds)
-        from dr import metrics  # noqa: F401  (adds DR readiness and drills to /metrics)
+        from dr import jobs, metrics, openapi  # noqa: F401  (jobs registers the DR run kinds; metrics, /metrics)
         from dr.services import refuse_changes_while_failed_over
         from opsconsole.environments.services import register_change_blocker
         from opsconsole.openapi import contribute

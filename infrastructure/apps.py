@@ -6,7 +6,7 @@ class InfrastructureConfig(AppConfig):
     verbose_name = "Infrastructure (Terraform)"
 
     def ready(self) -> None:
-        from infrastructure import conf, jobs  # noqa: F401  (registers the Terraform run kinds)
+        from infrastructure import conf, jobs, metrics  # noqa: F401  (registers the Terraform run kinds and /metrics)
         from opsconsole.runs.schedules import register_periodic
 
         register_periodic(

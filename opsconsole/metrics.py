@@ -5,8 +5,9 @@ so every gunicorn worker answers the same numbers and a restart loses nothing. O
 console's own request rate and latency (opsconsole/metrics_middleware.py) are counted in the
 process; see docs/monitoring.md for what that means with several workers.
 
-The apps are looked up through the app registry rather than imported: the core does not depend
-on them, and an app that is not installed (or has no models yet) exports nothing.
+The core exports its own metrics (runs, their durations, the queue); each app registers a
+function yielding its own metric families (`<app>/metrics.py`) with `register_collector()` in its
+AppConfig.ready(), so the core imports no app and an app that is not installed exports nothing.
 """
 
 from __future__ import annotations
@@ -14,18 +15,16 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 
-from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
@@ -35,7 +34,17 @@ from opsconsole.runs.models import ACTIVE, EXECUTING, TERMINAL, Run
 # Upper bounds, in seconds, of the run duration histogram: a self-test takes seconds, a deploy
 # with a bake window minutes, a large restore hours.
 RUN_DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400)
-DRIFT_STATUSES = ("unknown", "in_sync", "drifted", "error")
+
+# A collector takes nothing and yields metric families, read from the database at each scrape.
+MetricCollector = Callable[[], Iterable[Metric]]
+COLLECTORS: list[MetricCollector] = []
+
+
+def register_collector(collector: MetricCollector) -> MetricCollector:
+    """Add an app's metrics to /metrics (call it from AppConfig.ready(); twice adds it once)."""
+    if collector not in COLLECTORS:
+        COLLECTORS.append(collector)
+    return collector
 
 
 def parse_allowlist(entries: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -49,7 +58,8 @@ def parse_allowlist(entries: Iterable[str]) -> list[ipaddress.IPv4Network | ipad
     return networks
 
 
-def _seconds(moment: datetime | None) -> float:
+def timestamp_seconds(moment: datetime | None) -> float:
+    """A moment as a Prometheus timestamp; 0 for never."""
     return moment.timestamp() if moment else 0.0
 
 
@@ -59,13 +69,8 @@ class ConsoleCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self.runs()
         yield from self.run_durations()
-        if apps.is_installed("deployments"):
-            yield from self.deployments()
-        if apps.is_installed("backups"):
-            yield from self.backups()
-        if apps.is_installed("infrastructure"):
-            yield from self.drift()
-        yield from self.dr()
+        for collector in COLLECTORS:
+            yield from collector()
         yield from self.queue()
 
     def runs(self) -> Iterator[Metric]:
@@ -100,13 +105,13 @@ class ConsoleCollector(Collector):
         newest = oldest_hb = None
         for row in rows:
             moment = row["started"] if row["status"] in EXECUTING else row["created"]
-            oldest.add_metric([row["status"]], _seconds(moment or row["created"]))
+            oldest.add_metric([row["status"]], timestamp_seconds(moment or row["created"]))
             if row["status"] in EXECUTING and row["hb_max"]:
                 newest = max(newest, row["hb_max"]) if newest else row["hb_max"]
                 oldest_hb = min(oldest_hb, row["hb_min"]) if oldest_hb else row["hb_min"]
         if newest:
-            heartbeat_newest.add_metric([], _seconds(newest))
-            heartbeat_oldest.add_metric([], _seconds(oldest_hb))
+            heartbeat_newest.add_metric([], timestamp_seconds(newest))
+            heartbeat_oldest.add_metric([], timestamp_seconds(oldest_hb))
         yield from (oldest, heartbeat_newest, heartbeat_oldest)
 
     def run_durations(self) -> Iterator[Metric]:
@@ -133,181 +138,6 @@ class ConsoleCollector(Collector):
             total = row["seconds"].total_seconds() if row["seconds"] else 0.0
             family.add_metric([row["kind"]], buckets, total)
         yield family
-
-    def deployments(self) -> Iterator[Metric]:
-        Deployment = apps.get_model("deployments", "Deployment")
-        finished = CounterMetricFamily(
-            "opsconsole_deployments_finished",
-            "Finished deploys and rollbacks by environment, kind and outcome.",
-            labels=["environment", "kind", "status"],
-        )
-        last = GaugeMetricFamily(
-            "opsconsole_deployment_last_finished_timestamp_seconds",
-            "When the newest deploy or rollback with this outcome finished.",
-            labels=["environment", "kind", "status"],
-        )
-        rows = (
-            Deployment.objects.filter(run__status__in=TERMINAL)
-            .order_by()
-            .values("environment__name", "kind", "run__status")
-            .annotate(n=Count("id"), newest=Max("run__finished_at"))
-        )
-        for row in rows:
-            labels = [row["environment__name"], row["kind"], row["run__status"]]
-            finished.add_metric(labels, row["n"])
-            last.add_metric(labels, _seconds(row["newest"]))
-        yield from (finished, last)
-
-    def backups(self) -> Iterator[Metric]:
-        Backup = apps.get_model("backups", "Backup")
-        BackupPolicy = apps.get_model("backups", "BackupPolicy")
-        good = Q(status="available", verification__in=("", "passed"))
-
-        newest = GaugeMetricFamily(
-            "opsconsole_backup_newest_success_timestamp_seconds",
-            "When the newest good backup (available, not failed verification) finished.",
-            labels=["environment", "kind"],
-        )
-        for row in (
-            Backup.objects.filter(good)
-            .order_by()
-            .values("environment__name", "kind")
-            .annotate(newest=Max("finished_at"))
-        ):
-            newest.add_metric([row["environment__name"], row["kind"]], _seconds(row["newest"]))
-        yield newest
-
-        rpo = GaugeMetricFamily(
-            "opsconsole_backup_policy_rpo_seconds",
-            "Recovery-point objective of each enabled backup policy.",
-            labels=["environment", "kind", "policy"],
-        )
-        policy_newest = GaugeMetricFamily(
-            "opsconsole_backup_policy_newest_success_timestamp_seconds",
-            "When the policy's newest good backup finished; 0 when it has none.",
-            labels=["environment", "kind", "policy"],
-        )
-        for policy in (
-            BackupPolicy.objects.filter(enabled=True)
-            .order_by()
-            .values("environment__name", "kind", "name", "rpo_minutes")
-            .annotate(
-                newest=Max(
-                    "backups__finished_at",
-                    filter=Q(backups__status="available", backups__verification__in=("", "passed")),
-                )
-            )
-        ):
-            labels = [policy["environment__name"], policy["kind"], policy["name"]]
-            rpo.add_metric(labels, policy["rpo_minutes"] * 60)
-            policy_newest.add_metric(labels, _seconds(policy["newest"]))
-        yield from (rpo, policy_newest)
-
-        verified = GaugeMetricFamily(
-            "opsconsole_backup_last_verified_timestamp_seconds",
-            "When a restore test of a backup last passed or failed.",
-            labels=["environment", "kind", "result"],
-        )
-        failing = GaugeMetricFamily(
-            "opsconsole_backup_verification_failing",
-            "1 when the newest restore test of the environment's backups of this kind failed.",
-            labels=["environment", "kind"],
-        )
-        latest: dict[tuple[str, str], dict[str, datetime]] = defaultdict(dict)
-        for row in (
-            Backup.objects.filter(verification__in=("passed", "failed"), verified_at__isnull=False)
-            .order_by()
-            .values("environment__name", "kind", "verification")
-            .annotate(newest=Max("verified_at"))
-        ):
-            key = (row["environment__name"], row["kind"])
-            latest[key][row["verification"]] = row["newest"]
-            verified.add_metric([*key, row["verification"]], _seconds(row["newest"]))
-        for key, results in sorted(latest.items()):
-            failed_last = "failed" in results and results["failed"] >= results.get("passed", results["failed"])
-            failing.add_metric(list(key), 1 if failed_last else 0)
-        yield from (verified, failing)
-
-    def drift(self) -> Iterator[Metric]:
-        Workspace = apps.get_model("infrastructure", "Workspace")
-        status = GaugeMetricFamily(
-            "opsconsole_terraform_drift",
-            "1 for the workspace's current drift status (unknown, in_sync, drifted, error), else 0.",
-            labels=["environment", "workspace", "status"],
-        )
-        checked = GaugeMetricFamily(
-            "opsconsole_terraform_drift_checked_timestamp_seconds",
-            "When the workspace's drift was last checked; 0 if never.",
-            labels=["environment", "workspace"],
-        )
-        for row in Workspace.objects.order_by().values("environment__name", "name", "drift_status", "drift_checked_at"):
-            for value in DRIFT_STATUSES:
-                status.add_metric([row["environment__name"], row["name"], value], int(row["drift_status"] == value))
-            checked.add_metric([row["environment__name"], row["name"]], _seconds(row["drift_checked_at"]))
-        yield from (status, checked)
-
-    def dr(self) -> Iterator[Metric]:
-        try:
-            DRPlan = apps.get_model("dr", "DRPlan")
-            ReadinessCheck = apps.get_model("dr", "ReadinessCheck")
-            DROperation = apps.get_model("dr", "DROperation")
-        except LookupError:  # the dr app is not installed
-            return
-        checks = ReadinessCheck.objects.filter(plan=OuterRef("pk")).order_by("-id")
-        drills = DROperation.objects.filter(
-            plan=OuterRef("pk"), operation="drill", run__status="succeeded", rto_seconds__isnull=False
-        ).order_by("-id")
-        plans = DRPlan.objects.order_by().annotate(
-            ready=Subquery(checks.values("ok")[:1]),
-            checked_at=Subquery(checks.values("checked_at")[:1]),
-            drill_rto=Subquery(drills.values("rto_seconds")[:1]),
-            drill_rpo=Subquery(drills.values("rpo_seconds")[:1]),
-            drill_at=Subquery(drills.values("run__finished_at")[:1]),
-        )
-        ready = GaugeMetricFamily(
-            "opsconsole_dr_ready",
-            "1 when the newest readiness check of the environment's DR plan passed; 0 when it failed or never ran.",
-            labels=["environment"],
-        )
-        checked = GaugeMetricFamily(
-            "opsconsole_dr_readiness_checked_timestamp_seconds",
-            "When the DR plan's readiness was last checked; 0 if never.",
-            labels=["environment"],
-        )
-        targets = GaugeMetricFamily(
-            "opsconsole_dr_target_seconds", "The DR plan's recovery objectives.", labels=["environment", "objective"]
-        )
-        failed_over = GaugeMetricFamily(
-            "opsconsole_dr_failed_over", "1 while the environment runs in its DR region.", labels=["environment"]
-        )
-        drill_rto = GaugeMetricFamily(
-            "opsconsole_dr_last_drill_rto_seconds",
-            "Recovery time measured by the newest succeeded drill.",
-            labels=["environment"],
-        )
-        drill_rpo = GaugeMetricFamily(
-            "opsconsole_dr_last_drill_rpo_seconds",
-            "Data loss window measured by the newest succeeded drill.",
-            labels=["environment"],
-        )
-        drill_at = GaugeMetricFamily(
-            "opsconsole_dr_last_drill_timestamp_seconds",
-            "When the newest succeeded drill finished.",
-            labels=["environment"],
-        )
-        for plan in plans.select_related("environment"):
-            name = plan.environment.name
-            ready.add_metric([name], 1 if plan.ready else 0)
-            checked.add_metric([name], _seconds(plan.checked_at))
-            targets.add_metric([name, "rpo"], plan.rpo_minutes * 60)
-            targets.add_metric([name, "rto"], plan.rto_minutes * 60)
-            failed_over.add_metric([name], int(plan.active_site == "dr"))
-            if plan.drill_rto is not None:
-                drill_rto.add_metric([name], plan.drill_rto)
-                drill_at.add_metric([name], _seconds(plan.drill_at))
-            if plan.drill_rpo is not None:
-                drill_rpo.add_metric([name], plan.drill_rpo)
-        yield from (ready, checked, targets, failed_over, drill_rto, drill_rpo, drill_at)
 
     def queue(self) -> Iterator[Metric]:
         depth = queue_depth()

@@ -177,3 +177,30 @@ def test_the_audit_chain_still_verifies_after_the_upgrade(release, fresh_databas
         assert event.prev_hash == previous, f"audit event #{event.seq} no longer links to the one before"
         assert event.compute_hash() == event.hash, f"audit event #{event.seq} no longer matches its hash"
         previous = event.hash
+
+
+def test_content_types_follow_the_models_that_moved(fresh_database):
+    """Admin history and permissions name models by content type: the release's rows for the
+    moved models now name their new apps, and no second row appears for them."""
+    executor = MigrationExecutor(fresh_database)
+    executor.migrate(
+        [("deployments", "0003_environment_prometheus_verification"), ("contenttypes", "0002_remove_content_type_name")]
+    )
+    from django.contrib.contenttypes.models import ContentType
+
+    before = {
+        model: ContentType.objects.using(ALIAS).create(app_label="deployments", model=model).pk
+        for model in ("environment", "freezewindow", "approval", "release")
+    }
+    executor = MigrationExecutor(fresh_database)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    after = {
+        (row.app_label, row.model): row.pk for row in ContentType.objects.using(ALIAS).filter(pk__in=before.values())
+    }
+    assert after == {
+        ("environments", "environment"): before["environment"],
+        ("environments", "freezewindow"): before["freezewindow"],
+        ("runs", "approval"): before["approval"],
+        ("deployments", "release"): before["release"],
+    }

@@ -3,16 +3,16 @@ directory, backend config, secret variables) in the DR plan's Terraform workspac
 var file. Readiness plans it and expects no changes; a failover applies it.
 
 Used only when the DR plan names a var file and the Terraform runner exists (the infrastructure
-app is installed and the environment has a Terraform workspace). The Terraform process itself is
-infrastructure.terraform's wrapper: clean environment, secrets as TF_VAR_* (never argv), output
-streamed line by line, graceful stop on cancel.
+app is installed and the environment has a Terraform workspace). Terraform itself runs in an
+infrastructure.terraform Session, as the Terraform run kinds do: the same init and workspace
+selection, clean environment, secrets as TF_VAR_* (never argv), output streamed line by line,
+graceful stop on cancel.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +21,7 @@ from pathlib import Path
 from django.apps import apps
 
 from dr.models import DRPlan
+from infrastructure.terraform import Session, TerraformError  # no Django: safe without the app
 
 EXPECTED_CHANGES: frozenset[str] = frozenset()  # none: any change makes the DR stack not ready
 
@@ -76,83 +77,50 @@ class DRStack:
         should_stop: Callable[[], bool] | None = None,
     ):
         from infrastructure import conf
-        from infrastructure.terraform import Terraform
 
         self.params = params
-        self.on_line, self.should_stop = on_line, should_stop
-        self.directory = conf.terraform_root() / params["directory"]
-        if not self.directory.is_dir():
-            raise DRTerraformError(f"The Terraform directory {self.directory} does not exist.")
-        if not (self.directory / params["var_file"]).is_file():
-            raise DRTerraformError(f"The DR var file {params['var_file']} is not in {self.directory}.")
-        env = {}
-        for variable, source in params.get("secret_variables", {}).items():
-            value = os.environ.get(source)
-            if value is None:
-                raise DRTerraformError(f"The worker has no {source} environment variable (for var.{variable}).")
-            if add_secret is not None:
-                add_secret(value)
-            env[f"TF_VAR_{variable}"] = value
-        self.secrets = [value for value in env.values() if value]
         # Per environment: two plans naming the same workspace may use other code or backends.
-        self.data_dir = conf.work_dir() / "data" / f"dr-{params.get('environment_id', 0)}-{params['workspace']}"
-        self.tf = Terraform(
-            directory=self.directory,
-            data_dir=self.data_dir,
-            binary=conf.terraform_binary(),
-            env=env,
-            cancel_grace_seconds=conf.cancel_grace_seconds(),
-        )
+        data_name = f"dr-{params.get('environment_id', 0)}-{params['workspace']}"
+        try:
+            self.session = conf.session(
+                params, params["workspace"], data_name, on_line=on_line, should_stop=should_stop
+            )
+        except TerraformError as exc:
+            raise DRTerraformError(str(exc)) from None
+        directory, self.data_dir = self.session.terraform.directory, self.session.terraform.data_dir
+        if not (directory / params["var_file"]).is_file():
+            raise DRTerraformError(f"The DR var file {params['var_file']} is not in {directory}.")
+        if add_secret is not None:
+            for secret in self.session.secrets:
+                add_secret(secret)
 
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """One Terraform command sequence per DR data directory on this machine at a time (a
-        scheduled readiness check and a failover share it)."""
+    def _prepared(self) -> Iterator[Session]:
+        """The session, initialised and in its workspace, alone on its data directory on this
+        machine (a scheduled readiness check and a failover share it); Terraform's errors come out
+        as DRTerraformError."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / ".opsconsole.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield
+                self.session.init()
+                self.session.select_workspace()
+                yield self.session
+            except TerraformError as exc:
+                raise DRTerraformError(str(exc)) from None
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def _run(self, args: list[str], *, stream: bool = True, ok_codes=(0,)):
-        from infrastructure.terraform import TerraformError
-
-        try:
-            return self.tf.run(
-                args, on_line=self.on_line if stream else None, should_stop=self.should_stop, ok_codes=ok_codes
-            )
-        except TerraformError as exc:
-            raise DRTerraformError(self._redact(str(exc))) from None
-
-    def _redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "********")
-        return text
-
-    def _prepare(self) -> None:
-        args = ["init", "-input=false", "-no-color", "-lock-timeout=60s"]
-        if self.params.get("backend_config"):
-            args.append(f"-backend-config={self.params['backend_config']}")
-        self._run(args)
-        self._run(["workspace", "select", "-or-create=true", "-no-color", self.params["workspace"]])
 
     def changes(self) -> list[dict]:
         """Plan the DR stack with its var file (without taking the state lock: it only reads) and
         return its changes as [{"address", "action"}] (outputs as "output.<name>")."""
         from infrastructure import plans
 
-        with self._exclusive(), tempfile.TemporaryDirectory(prefix="dr-plan-") as scratch:
-            self._prepare()
+        with self._prepared() as session, tempfile.TemporaryDirectory(prefix="dr-plan-") as scratch:
             plan_file = Path(scratch) / "dr.tfplan"
             args = ["plan", "-input=false", "-json", "-lock=false", f"-var-file={self.params['var_file']}"]
-            self._run([*args, f"-out={plan_file}"])
-            shown = self._run(["show", "-json", "-no-color", str(plan_file)], stream=False)
-        try:
-            reduced, _ = plans.reduce_plan(json.loads("\n".join(shown.stdout_lines)))
-        except ValueError:
-            raise DRTerraformError("terraform show -json did not return JSON.") from None
+            session.run([*args, f"-out={plan_file}"])
+            reduced, _ = plans.reduce_plan(session.show(plan_file))
         found = [{"address": c["address"], "action": c["action"]} for c in reduced["resource_changes"]]
         found += [
             {"address": f"output.{name}", "action": change["action"]}
@@ -164,10 +132,9 @@ class DRStack:
     def apply(self) -> dict:
         """Apply the DR stack with its var file; returns add/change/destroy counts from
         Terraform's change summary."""
-        with self._exclusive():
-            self._prepare()
+        with self._prepared() as session:
             args = ["apply", "-input=false", "-auto-approve", "-json", "-lock-timeout=60s"]
-            result = self._run([*args, f"-var-file={self.params['var_file']}"])
+            result = session.run([*args, f"-var-file={self.params['var_file']}"])
         summary = {"add": 0, "change": 0, "destroy": 0}
         for line in result.stdout_lines:
             if line.startswith("{") and '"change_summary"' in line:

@@ -8,13 +8,13 @@ the plan's JSON is reduced and masked before it is stored (see plans.py).
 from __future__ import annotations
 
 import hashlib
-import json
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from infrastructure import conf, plans, policy
 from infrastructure.models import Drift, Plan, Purpose, Workspace
-from infrastructure.terraform import Interrupted, Terraform, TerraformError, parse_json_line
+from infrastructure.terraform import Interrupted, TerraformError, parse_json_line
 from opsconsole.access.models import Action
 from opsconsole.runs.context import Canceled, RunContext, RunFailed
 from opsconsole.runs.models import Run
@@ -66,32 +66,20 @@ def file_sha256(path: Path) -> str:
 
 
 class TerraformJob:
-    """What every Terraform run kind shares: the wrapper, the log stream, init and workspace."""
+    """What every Terraform run kind shares: the session, the log stream, init and workspace."""
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
         self.p = ctx.params
         self.workspace = Workspace.objects.select_related("environment").get(pk=self.p["workspace"])
-        self.directory = conf.terraform_root() / self.p["directory"]
-        if not self.directory.is_dir():
-            raise RunFailed(f"The Terraform directory {self.directory} does not exist.")
-        self.tf = Terraform(
-            directory=self.directory,
-            data_dir=conf.work_dir() / "data" / self.p["workspace_name"],
-            binary=conf.terraform_binary(),
-            env=self.secret_environment(),
-            cancel_grace_seconds=conf.cancel_grace_seconds(),
-        )
-
-    def secret_environment(self) -> dict[str, str]:
-        env = {}
-        for variable, source in self.p.get("secret_variables", {}).items():
-            value = os.environ.get(source)
-            if value is None:
-                raise RunFailed(f"The worker has no {source} environment variable (for var.{variable}).")
-            self.ctx.add_secret(value)
-            env[f"TF_VAR_{variable}"] = value
-        return env
+        name = self.p["workspace_name"]
+        try:
+            self.session = conf.session(self.p, name, name, on_line=self.log_line, should_stop=self.should_stop)
+        except TerraformError as exc:
+            raise RunFailed(str(exc)) from None
+        for secret in self.session.secrets:
+            ctx.add_secret(secret)
+        self.directory = self.session.terraform.directory
 
     def should_stop(self) -> bool:
         return Run.objects.filter(pk=self.ctx.run.pk, cancel_requested=True).exists()
@@ -108,26 +96,24 @@ class TerraformJob:
             "%s", event.get("@message", ""), extra={"data": data}
         )
 
-    def terraform(self, args: list[str], *, stream: bool = True, ok_codes=(0,)):
-        try:
-            return self.tf.run(
-                args, on_line=self.log_line if stream else None, should_stop=self.should_stop, ok_codes=ok_codes
-            )
-        except Interrupted as exc:
-            self.ctx.log.warning("%s Terraform was interrupted with its graceful stop.", exc)
-            raise Canceled() from None
-        except TerraformError as exc:
-            raise RunFailed(str(exc)) from None
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """A step that runs Terraform: a stop request cancels the run, a Terraform error fails it."""
+        with self.ctx.step(name):
+            try:
+                yield
+            except Interrupted as exc:
+                self.ctx.log.warning("%s Terraform was interrupted with its graceful stop.", exc)
+                raise Canceled() from None
+            except TerraformError as exc:
+                raise RunFailed(str(exc)) from None
 
     def init_and_select(self) -> None:
-        with self.ctx.step(INIT):
-            args = ["init", "-input=false", "-no-color", "-lock-timeout=60s"]
-            if self.p.get("backend_config"):
-                args.append(f"-backend-config={self.p['backend_config']}")
-            self.terraform(args)
+        with self.step(INIT):
+            self.session.init()
         self.ctx.check_cancel()
-        with self.ctx.step(SELECT):
-            self.terraform(["workspace", "select", "-or-create=true", "-no-color", self.p["workspace_name"]])
+        with self.step(SELECT):
+            self.session.select_workspace()
         self.ctx.check_cancel()
 
     def var_file_args(self) -> list[str]:
@@ -168,16 +154,12 @@ def _plan_steps(ctx: RunContext, job: TerraformJob, purpose: str) -> dict:
         code = code_sha256(job.directory)
     job.init_and_select()
     plan_file = plan_file_for(ctx.run.pk)
-    with ctx.step(PLAN):
+    with job.step(PLAN):
         args = ["plan", "-input=false", "-json", "-detailed-exitcode", "-lock-timeout=60s", f"-out={plan_file}"]
-        result = job.terraform(args + job.var_file_args(), ok_codes=(0, 2))
+        result = job.session.run(args + job.var_file_args(), ok_codes=(0, 2))
         has_changes = result.code == 2
-    with ctx.step(SHOW):
-        shown = job.terraform(["show", "-json", "-no-color", str(plan_file)], stream=False)
-        try:
-            reduced, secrets = plans.reduce_plan(json.loads("\n".join(shown.stdout_lines)))
-        except ValueError:
-            raise RunFailed("terraform show -json did not return JSON.") from None
+    with job.step(SHOW):
+        reduced, secrets = plans.reduce_plan(job.session.show(plan_file))
         for secret in secrets:
             ctx.add_secret(secret)
         summary = plans.summarize(reduced)
@@ -256,11 +238,7 @@ def terraform_apply(ctx: RunContext) -> dict:
     job.init_and_select()
     with ctx.step(APPLY):
         try:
-            job.tf.run(
-                ["apply", "-input=false", "-json", "-lock-timeout=60s", str(plan_file)],
-                on_line=job.log_line,
-                should_stop=job.should_stop,
-            )
+            job.session.run(["apply", "-input=false", "-json", "-lock-timeout=60s", str(plan_file)])
         except Interrupted as exc:
             ctx.log.warning("%s Terraform stopped gracefully; the state records what was applied.", exc)
             raise Canceled() from None
@@ -271,12 +249,8 @@ def terraform_apply(ctx: RunContext) -> dict:
                 ) from None
             raise RunFailed(str(exc)) from None
     plan_file.unlink(missing_ok=True)  # a saved plan applies once
-    with ctx.step(OUTPUTS):
-        shown = job.terraform(["output", "-json", "-no-color"], stream=False)
-        try:
-            outputs, secrets = plans.mask_outputs(json.loads("\n".join(shown.stdout_lines) or "{}"))
-        except ValueError:
-            raise RunFailed("terraform output -json did not return JSON.") from None
+    with job.step(OUTPUTS):
+        outputs, secrets = plans.mask_outputs(job.session.output())
         for secret in secrets:
             ctx.add_secret(secret)
         job.workspace.outputs = outputs

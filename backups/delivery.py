@@ -2,8 +2,11 @@
 week (against its RPO) and the largest backup of the week. Two aggregate queries, whatever the
 number of backups; Python walks only the weeks of each policy.
 
-A backup counts from the moment it finished successfully, also after retention deleted it (it was
-the newest good backup until the next one came).
+A backup counts as good by the one definition (backups.models.good_backup(), as on the Backups
+page, in the overdue notice and in /metrics) from the moment it finished until retention deleted
+it, if it did: at each week's end the age is that of the newest backup good and still there then,
+so the last point (now) agrees with the Backups page. A backup whose restore test failed never
+counts, nor in the week's count and largest size.
 """
 
 from __future__ import annotations
@@ -11,13 +14,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 
-from backups.models import Backup, BackupPolicy, BackupStatus
+from backups.models import Backup, BackupPolicy
 from deployments.delivery import SECTIONS, Period, as_date, week_of
 from opsconsole.ui import charts
-
-WAS_GOOD = (BackupStatus.AVAILABLE, BackupStatus.DELETED)
 
 
 @dataclass
@@ -44,30 +45,37 @@ def backup_history(env_ids: set[int] | None, period: Period) -> list[PolicyHisto
     if env_ids is not None:
         policies = policies.filter(environment_id__in=env_ids)
     policies = list(policies)
-    good = Backup.objects.filter(
-        policy__in=[p.pk for p in policies], status__in=WAS_GOOD, finished_at__isnull=False
-    ).order_by()
+    good = Backup.objects.were_good().filter(policy__in=[p.pk for p in policies]).order_by()
     weekly = (
         good.filter(finished_at__gte=period.start, finished_at__lte=period.end)
         .annotate(week=week_of("finished_at"))
         .values("policy_id", "week")
-        .annotate(last=Max("finished_at"), largest=Max("size_bytes"), n=Count("pk"))
+        .annotate(largest=Max("size_bytes"), n=Count("pk"))
     )
-    before = good.filter(finished_at__lt=period.start).values("policy_id").annotate(last=Max("finished_at"))
+    # The newest good backup still there at each week's end: one column per week end.
+    ends = [period.week_end(week) for week in period.weeks]
+    standing = good.values("policy_id").annotate(
+        **{
+            f"at_{i}": Max(
+                "finished_at", filter=Q(finished_at__lte=end) & (Q(deleted_at__isnull=True) | Q(deleted_at__gt=end))
+            )
+            for i, end in enumerate(ends)
+        }
+    )
     buckets: dict[tuple[int, dt.date], dict] = {(row["policy_id"], as_date(row["week"])): row for row in weekly}
-    last_before = {row["policy_id"]: row["last"] for row in before}
+    newest_at = {row["policy_id"]: row for row in standing}
 
     histories = []
     for policy in policies:
         history = PolicyHistory(policy)
-        last = last_before.get(policy.pk)
-        for week in period.weeks:
+        newest = newest_at.get(policy.pk, {})
+        for i, week in enumerate(period.weeks):
             bucket = buckets.get((policy.pk, week))
             if bucket is not None:
-                last = bucket["last"]
                 history.backups += bucket["n"]
             history.sizes.append(bucket["largest"] if bucket else None)
-            history.ages.append(period.week_end(week) - last if last is not None else None)
+            last = newest.get(f"at_{i}")
+            history.ages.append(ends[i] - last if last is not None else None)
         histories.append(history)
     return histories
 

@@ -422,7 +422,7 @@ def validate_verify(params: dict) -> dict:
 
 @run_kind("backups.verify", "Verify a restore", action=Action.BACKUP, locks_environment=False, validate=validate_verify)
 def verify(ctx: RunContext) -> dict:
-    good = Backup.objects.good().filter(environment=ctx.run.environment, kind=Kind.PG_DUMP).exclude(policy=None)
+    good = Backup.objects.available().filter(environment=ctx.run.environment, kind=Kind.PG_DUMP).exclude(policy=None)
     backup = good.filter(pk=ctx.params["backup"]).first() if ctx.params.get("backup") else good.first()
     if backup is None:
         raise RunFailed(f"{ctx.run.environment} has no available pg_dump backup to verify.")

@@ -1,6 +1,7 @@
-"""The backups' part of /metrics: the newest good backup per environment and kind and per enabled
-policy with its RPO, and the restore tests' results. Importing this module registers it
-(BackupsConfig.ready() does)."""
+"""The backups' part of /metrics: the newest good backup (backups.models.good_backup(), the same
+definition as the Backups page, the overdue notice and the Delivery page) per environment and
+kind and per enabled policy with its RPO, and the restore tests' results. Importing this module
+registers it (BackupsConfig.ready() does)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.db.models import Max, Q
+from django.db.models import Max
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from backups.models import Backup, BackupPolicy, Verification
+from backups.models import Backup, BackupPolicy, Verification, good_backup
 from opsconsole.metrics import register_collector, timestamp_seconds
-
-GOOD = Q(status="available", verification__in=("", "passed"))
 
 
 @register_collector
@@ -29,9 +28,7 @@ def newest_good_backups() -> Iterator[Metric]:
         "When the newest good backup (available, not failed verification) finished.",
         labels=["environment", "kind"],
     )
-    for row in (
-        Backup.objects.filter(GOOD).order_by().values("environment__name", "kind").annotate(newest=Max("finished_at"))
-    ):
+    for row in Backup.objects.good().order_by().values("environment__name", "kind").annotate(newest=Max("finished_at")):
         newest.add_metric([row["environment__name"], row["kind"]], timestamp_seconds(row["newest"]))
     yield newest
 
@@ -49,11 +46,7 @@ def newest_good_backups() -> Iterator[Metric]:
         BackupPolicy.objects.filter(enabled=True)
         .order_by()
         .values("environment__name", "kind", "name", "rpo_minutes")
-        .annotate(
-            newest=Max(
-                "backups__finished_at", filter=Q(backups__status="available", backups__verification__in=("", "passed"))
-            )
-        )
+        .annotate(newest=Max("backups__finished_at", filter=good_backup("backups__")))
     ):
         labels = [policy["environment__name"], policy["kind"], policy["name"]]
         rpo.add_metric(labels, policy["rpo_minutes"] * 60)

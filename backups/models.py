@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from backups.credentials import validate_source
@@ -155,9 +156,43 @@ class Verification(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# The one definition of a good backup, the recovery point that the Backups page, the overdue
+# notice, the Delivery page and /metrics all measure from: it finished successfully, it is still
+# there, and no restore test has proven that it does not restore. One not tested yet counts (most
+# kinds are never tested); one whose restore test failed does not, whatever it cost to make.
+RESTORABLE = (Verification.NONE, Verification.PASSED)
+
+
+def good_backup(prefix: str = "", *, including_deleted: bool = False) -> Q:
+    """The condition on a Backup (or, with `prefix` such as "backups__", on a related one). With
+    `including_deleted`, also those retention deleted since: good while they lasted (history)."""
+    statuses = (BackupStatus.AVAILABLE, BackupStatus.DELETED) if including_deleted else (BackupStatus.AVAILABLE,)
+    return Q(
+        **{
+            f"{prefix}status__in": statuses,
+            f"{prefix}finished_at__isnull": False,
+            f"{prefix}verification__in": RESTORABLE,
+        }
+    )
+
+
 class BackupQuerySet(models.QuerySet):
-    def good(self):
+    def available(self) -> BackupQuerySet:
+        """Backups that exist now, whatever a restore test said (what can be verified or restored)."""
         return self.filter(status=BackupStatus.AVAILABLE)
+
+    def good(self) -> BackupQuerySet:
+        """Good backups now: see good_backup()."""
+        return self.filter(good_backup())
+
+    def were_good(self) -> BackupQuerySet:
+        """Good backups, also those retention has deleted since (for history: see good_backup())."""
+        return self.filter(good_backup(including_deleted=True))
+
+
+def newest_good(backups: models.QuerySet) -> Backup | None:
+    """The newest good backup among `backups` (a policy's, an environment's), or None."""
+    return backups.good().order_by("-finished_at", "-pk").first()
 
 
 class Backup(models.Model):

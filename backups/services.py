@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from backups.models import RUN_KINDS, Backup, BackupPolicy, BackupStatus, Kind, Restore
+from backups.models import RUN_KINDS, Backup, BackupPolicy, BackupStatus, Kind, Restore, newest_good
 from backups.postgres import check_database_name
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed
@@ -228,7 +228,7 @@ def freshness(policies) -> list[Freshness]:
     rows = []
     now = timezone.now()
     for policy in policies:
-        newest = policy.backups.good().exclude(finished_at=None).order_by("-finished_at").first()
+        newest = newest_good(policy.backups)
         verified = policy.backups.exclude(verified_at=None).order_by("-verified_at").first()
         age = now - newest.finished_at if newest else None
         rows.append(

@@ -52,5 +52,5 @@ def apply_retention() -> list[int]:
 
 @shared_task(name="backups.tasks.verify_newest", ignore_result=True)
 def verify_newest() -> list[int]:
-    ids = Backup.objects.good().filter(kind=Kind.PG_DUMP).values_list("environment_id", flat=True).distinct()
+    ids = Backup.objects.available().filter(kind=Kind.PG_DUMP).values_list("environment_id", flat=True).distinct()
     return _sweep("backups.verify", Environment.objects.filter(pk__in=set(ids)))

@@ -29,7 +29,7 @@ CHART_WIDTH, CHART_HEIGHT = 240, 48
 
 def chart(policy: BackupPolicy) -> dict:
     """Bars for size and a line for duration over the policy's latest backups (inline SVG)."""
-    rows = list(policy.backups.good().exclude(finished_at=None).order_by("-finished_at")[:CHART_POINTS])[::-1]
+    rows = list(policy.backups.available().exclude(finished_at=None).order_by("-finished_at")[:CHART_POINTS])[::-1]
     if not rows:
         return {}
     biggest = max((b.size_bytes or 0) for b in rows) or 1

@@ -35,12 +35,12 @@ def check_overdue_backups(now=None) -> list[int]:
     """Notify once per policy whose newest good backup is older than its RPO (or that has none
     and is older than its RPO itself). Once: until a newer backup arrives, the same episode is
     not reported again."""
-    from backups.models import BackupPolicy
+    from backups.models import BackupPolicy, newest_good
 
     now = now or timezone.now()
     notified = []
     for policy in BackupPolicy.objects.filter(enabled=True).select_related("environment"):
-        newest = policy.backups.good().exclude(finished_at=None).order_by("-finished_at").first()
+        newest = newest_good(policy.backups)
         since = newest.finished_at if newest else policy.created_at
         age = now - since
         if age <= policy.rpo:

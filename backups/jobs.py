@@ -23,6 +23,7 @@ from opsconsole.access.models import Action
 from opsconsole.audit.log import record
 from opsconsole.aws import Poller
 from opsconsole.runs.context import Canceled, RunContext, RunFailed
+from opsconsole.runs.models import Run, Status
 from opsconsole.runs.registry import run_kind
 
 CONSOLE_TAG = {"Key": s3stream.CREATED_BY_TAG[0], "Value": s3stream.CREATED_BY_TAG[1]}
@@ -88,6 +89,17 @@ def recording(ctx: RunContext):
         raise
 
 
+def backup_notifies(previous: str | None, status: str, result: dict) -> str | None:
+    """The notification event a backup run raises: only its failure is news."""
+    return "backup.failed" if status in (Status.FAILED, Status.ERRORED) else None
+
+
+def backup_notify_facts(run: Run) -> dict:
+    """Which policy a notification about a backup run is about."""
+    params = run.params or {}
+    return {"policy": params.get("policy"), "policy_name": params.get("policy_name", "")}
+
+
 # --- pg_dump -------------------------------------------------------------------------------------
 CREDENTIALS = "Read the database credentials"
 DUMP = "Dump into S3"
@@ -100,6 +112,8 @@ DR_COPY = "Copy to the DR region"
     action=Action.BACKUP,
     locks_environment=False,
     validate=policy_validator(Kind.PG_DUMP),
+    notifies=backup_notifies,
+    notify_facts=backup_notify_facts,
 )
 def pg_dump(ctx: RunContext) -> dict:
     p = ctx.params
@@ -175,6 +189,8 @@ def _snapshot_probe(rds, snapshot_id: str):
     action=Action.BACKUP,
     locks_environment=False,
     validate=policy_validator(Kind.RDS_SNAPSHOT),
+    notifies=backup_notifies,
+    notify_facts=backup_notify_facts,
 )
 def rds_snapshot(ctx: RunContext) -> dict:
     p = ctx.params
@@ -244,6 +260,8 @@ def export_objects(s3, bucket: str, name: str) -> list[dict]:
     action=Action.BACKUP,
     locks_environment=False,
     validate=policy_validator(Kind.REDIS_SNAPSHOT),
+    notifies=backup_notifies,
+    notify_facts=backup_notify_facts,
 )
 def redis_snapshot(ctx: RunContext) -> dict:
     p = ctx.params
@@ -420,7 +438,19 @@ def validate_verify(params: dict) -> dict:
         raise ValueError("backup must be a backup id.") from None
 
 
-@run_kind("backups.verify", "Verify a restore", action=Action.BACKUP, locks_environment=False, validate=validate_verify)
+def verify_notifies(previous: str | None, status: str, result: dict) -> str | None:
+    """The notification event a restore verification raises: only its failure is news."""
+    return "restore.verify_failed" if status in (Status.FAILED, Status.ERRORED) else None
+
+
+@run_kind(
+    "backups.verify",
+    "Verify a restore",
+    action=Action.BACKUP,
+    locks_environment=False,
+    validate=validate_verify,
+    notifies=verify_notifies,
+)
 def verify(ctx: RunContext) -> dict:
     good = Backup.objects.available().filter(environment=ctx.run.environment, kind=Kind.PG_DUMP).exclude(policy=None)
     backup = good.filter(pk=ctx.params["backup"]).first() if ctx.params.get("backup") else good.first()

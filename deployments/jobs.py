@@ -312,7 +312,23 @@ def refuse_if_blocked(ctx: RunContext) -> None:
         raise RunFailed(f"{refused} Nothing was changed on the service.") from None
 
 
-@run_kind("deployments.deploy", "Deploy", action="deploy")
+def deploy_notifies(previous: str | None, status: str, result: dict) -> str | None:
+    """The notification event a deploy raises going from `previous` to `status`."""
+    if status == Status.RUNNING:
+        return "deploy.started"
+    if status == Status.SUCCEEDED:
+        return "deploy.succeeded"
+    if status == Status.ROLLED_BACK:
+        return "deploy.rolled_back"
+    return "deploy.failed" if status in (Status.FAILED, Status.ERRORED) else None
+
+
+def rollback_notifies(previous: str | None, status: str, result: dict) -> str | None:
+    """A rollback reads as a deploy, except that its success is the deploy rolled back."""
+    return "deploy.rolled_back" if status == Status.SUCCEEDED else deploy_notifies(previous, status, result)
+
+
+@run_kind("deployments.deploy", "Deploy", action="deploy", notifies=deploy_notifies)
 def deploy(ctx: RunContext) -> dict:
     refuse_if_blocked(ctx)
     return Deploy(ctx).run(migrate=True)
@@ -351,7 +367,7 @@ def warn_about_newer_migrations(ctx: RunContext, deployment: Deployment) -> None
         )
 
 
-@run_kind("deployments.rollback", "Rollback", action="deploy")
+@run_kind("deployments.rollback", "Rollback", action="deploy", notifies=rollback_notifies)
 def rollback(ctx: RunContext) -> dict:
     """Deploy an earlier good release again, without migrations, then lock the environment."""
     refuse_if_blocked(ctx)

@@ -24,7 +24,7 @@ from opsconsole import aws
 from opsconsole.access.models import Action
 from opsconsole.aws import Poller, StepFailed
 from opsconsole.runs.context import Canceled, RunContext, RunFailed
-from opsconsole.runs.models import Run
+from opsconsole.runs.models import TERMINAL, Run, Status
 from opsconsole.runs.registry import run_kind
 
 SNAPSHOT = "Find the newest snapshot in the DR region"
@@ -239,7 +239,34 @@ def _set_site(plan_id: int, site: str) -> None:
     DRPlan.objects.filter(pk=plan_id).update(active_site=site)
 
 
-@run_kind("dr.failover", "DR failover", action=Action.DR, validate=guard.validate)
+def dr_notifies(previous: str | None, status: str, result: dict) -> str | None:
+    """The notification events of a DR operation: requested (it is created awaiting a second
+    approval), approved, and completed whatever its outcome."""
+    if previous is None:
+        return "dr.requested" if status == Status.AWAITING_APPROVAL else None
+    if previous == Status.AWAITING_APPROVAL:
+        return "dr.approved" if status == Status.QUEUED else None
+    return "dr.completed" if status in TERMINAL else None
+
+
+def dr_notify_facts(run: Run) -> dict:
+    """What a notification about a DR operation says: which operation, why, and its RTO once measured."""
+    params = run.params or {}
+    facts = {"operation": params.get("operation", run.kind.split(".", 1)[1]), "reason": params.get("reason", "")}
+    operation = getattr(run, "dr_operation", None)
+    if operation is not None and operation.rto_seconds is not None:
+        facts["rto_seconds"] = round(operation.rto_seconds, 1)
+    return facts
+
+
+@run_kind(
+    "dr.failover",
+    "DR failover",
+    action=Action.DR,
+    validate=guard.validate,
+    notifies=dr_notifies,
+    notify_facts=dr_notify_facts,
+)
 def failover(ctx: RunContext) -> dict:
     job, p = DRJob(ctx), ctx.params
     ctx.plan([SNAPSHOT, RESTORE, SERVICE, SMOKE, DNS, MEASURE])
@@ -255,7 +282,15 @@ def failover(ctx: RunContext) -> dict:
     return {**measured, "snapshot": snapshot["identifier"], "dr_region": p["dr_region"]}
 
 
-@run_kind("dr.drill", "DR drill", action=Action.DR, locks_environment=False, validate=guard.validate)
+@run_kind(
+    "dr.drill",
+    "DR drill",
+    action=Action.DR,
+    locks_environment=False,
+    validate=guard.validate,
+    notifies=dr_notifies,
+    notify_facts=dr_notify_facts,
+)
 def drill(ctx: RunContext) -> dict:
     """The failover's steps on isolated names, then a teardown whatever happened."""
     job, p = DRJob(ctx), ctx.params
@@ -315,7 +350,14 @@ def _teardown(job: DRJob, instance: str, service: str) -> None:
     DROperation.objects.filter(pk=job.op.pk).update(torn_down=True)
 
 
-@run_kind("dr.failback", "DR failback", action=Action.DR, validate=guard.validate)
+@run_kind(
+    "dr.failback",
+    "DR failback",
+    action=Action.DR,
+    validate=guard.validate,
+    notifies=dr_notifies,
+    notify_facts=dr_notify_facts,
+)
 def failback(ctx: RunContext) -> dict:
     """Back to the primary region: check it answers, switch DNS back, scale the DR service down.
     The DR database is kept: reconcile the data written in DR before deleting it."""

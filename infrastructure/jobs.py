@@ -17,7 +17,7 @@ from infrastructure.models import Drift, Plan, Purpose, Workspace
 from infrastructure.terraform import Interrupted, TerraformError, parse_json_line
 from opsconsole.access.models import Action
 from opsconsole.runs.context import Canceled, RunContext, RunFailed
-from opsconsole.runs.models import Run
+from opsconsole.runs.models import Run, Status
 from opsconsole.runs.registry import run_kind
 
 CHECK = "Check the code"
@@ -199,11 +199,24 @@ def terraform_plan(ctx: RunContext) -> dict:
     return _plan(ctx, Purpose.PLAN)
 
 
+def drift_notifies(previous: str | None, status: str, result: dict) -> str | None:
+    """The notification event a drift check raises: drift found, when the code and the world differ."""
+    return "drift.detected" if status == Status.SUCCEEDED and result.get("has_changes") else None
+
+
+def drift_notify_facts(run: Run) -> dict:
+    """How many resources differ from the code."""
+    summary = (run.result or {}).get("summary") or {}
+    return {"changes": sum(int(summary.get(key) or 0) for key in ("add", "change", "destroy"))}
+
+
 @run_kind(
     "terraform.drift",
     "Terraform drift check",
     action=Action.DEPLOY,
     validate=validate_workspace_params,
+    notifies=drift_notifies,
+    notify_facts=drift_notify_facts,
 )
 def terraform_drift(ctx: RunContext) -> dict:
     return _plan(ctx, Purpose.DRIFT)

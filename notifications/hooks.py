@@ -1,6 +1,7 @@
 """Where events come from: the runs engine's signals (a run created awaiting approval, a run
-started, a run's status changed), mapped to notification events by the run's kind and outcome.
-The apps that own the runs need no change to be notified about."""
+started, a run's status changed), mapped to notification events by the run's kind. Each kind says
+which events its runs raise and what a message about them adds (`notifies` and `notify_facts` in
+its @run_kind declaration); this module only asks the registry, and names no app's kinds."""
 
 from __future__ import annotations
 
@@ -16,37 +17,20 @@ from opsconsole.runs.registry import REGISTRY
 
 logger = logging.getLogger(__name__)
 
-DEPLOY_KINDS = {"deployments.deploy", "deployments.rollback"}
-BACKUP_KINDS = {"backups.pg_dump", "backups.rds_snapshot", "backups.redis_snapshot"}
-FAILED = {Status.FAILED, Status.ERRORED}
-
 
 def event_for(kind: str, previous: str | None, status: str, result: dict | None = None) -> str | None:
-    """The notification event for a run of `kind` going from `previous` to `status`, if any."""
-    result = result or {}
-    if previous is None:  # created
-        if status != Status.AWAITING_APPROVAL:
-            return None
-        return "dr.requested" if kind.startswith("dr.") else "approval.requested"
-    if kind.startswith("dr."):
-        if previous == Status.AWAITING_APPROVAL:
-            return "dr.approved" if status == Status.QUEUED else None
-        return "dr.completed" if status in TERMINAL else None
-    if kind in DEPLOY_KINDS:
-        if status == Status.RUNNING:
-            return "deploy.started"
-        if status == Status.SUCCEEDED:
-            return "deploy.rolled_back" if kind == "deployments.rollback" else "deploy.succeeded"
-        if status == Status.ROLLED_BACK:
-            return "deploy.rolled_back"
-        return "deploy.failed" if status in FAILED else None
-    if kind in BACKUP_KINDS and status in FAILED:
-        return "backup.failed"
-    if kind == "backups.verify" and status in FAILED:
-        return "restore.verify_failed"
-    if kind == "terraform.drift" and status == Status.SUCCEEDED and result.get("has_changes"):
-        return "drift.detected"
-    return None
+    """The notification event for a run of `kind` going from `previous` (None: just created) to
+    `status`, if any: what the kind's `notifies` says. A run created queued raises nothing (its
+    start may); one created awaiting approval asks for it with approval.requested, unless its kind
+    names another event for that (DR operations do)."""
+    if previous is None and status != Status.AWAITING_APPROVAL:
+        return None
+    declared = REGISTRY.get(kind)
+    notifies = declared.notifies if declared is not None else None
+    event = notifies(previous, status, result or {}) if notifies is not None else None
+    if previous is None:
+        return event or "approval.requested"
+    return event
 
 
 def run_created(sender, instance: Run, created: bool, raw: bool = False, **kwargs) -> None:
@@ -80,6 +64,7 @@ def notify_run(event: str, run_id: int) -> list[int]:
 
 
 def run_facts(run: Run) -> dict:
+    """What every message about a run says, then what its kind adds (`notify_facts`)."""
     params = run.params or {}
     kind = REGISTRY.get(run.kind)
     release = params.get("release") or {}
@@ -96,16 +81,6 @@ def run_facts(run: Run) -> dict:
     }
     if run.status == Status.AWAITING_APPROVAL:
         facts["approvals_required"] = run.environment.required_approvals
-    if run.kind.startswith("dr."):
-        facts["operation"] = params.get("operation", run.kind.split(".", 1)[1])
-        facts["reason"] = params.get("reason", "")
-        operation = getattr(run, "dr_operation", None)
-        if operation is not None and operation.rto_seconds is not None:
-            facts["rto_seconds"] = round(operation.rto_seconds, 1)
-    if run.kind in BACKUP_KINDS:
-        facts["policy"] = params.get("policy")
-        facts["policy_name"] = params.get("policy_name", "")
-    if run.kind == "terraform.drift":
-        summary = (run.result or {}).get("summary") or {}
-        facts["changes"] = sum(int(summary.get(key) or 0) for key in ("add", "change", "destroy"))
+    if kind is not None and kind.notify_facts is not None:
+        facts.update(kind.notify_facts(run))
     return facts

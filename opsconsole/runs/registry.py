@@ -1,7 +1,10 @@
 """The run kinds the console knows. Apps register theirs with @run_kind in their AppConfig.ready.
 
 A kind names the job function, the permission needed to start it, whether it needs an
-environment and whether it takes the environment's lock while it runs.
+environment and whether it takes the environment's lock while it runs. It may also say what its
+runs tell the outside world (the notifications app asks): `notifies(previous, status, result)`
+names the event a change of status raises (previous is None when the run is created; result is
+{} until the run has ended), and `notify_facts(run)` adds what a message about it should say.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 
 class EnvironmentUse(Enum):
@@ -26,6 +30,8 @@ class RunKind:
     environment: EnvironmentUse = EnvironmentUse.REQUIRED
     locks_environment: bool = True
     validate: Callable[[dict], dict] | None = None
+    notifies: Callable[[str | None, str, dict], str | None] | None = None
+    notify_facts: Callable[[Any], dict] | None = None
 
 
 class UnknownRunKind(LookupError):

@@ -12,16 +12,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from opsconsole.runs.context import append_event
+from opsconsole.runs.dispatch import dispatch_safely
 from opsconsole.runs.models import EXECUTING, EnvironmentLock, IllegalTransition, Level, Run, Status
 from opsconsole.runs.registry import LOST_HANDLERS
+from opsconsole.runs.runner import audit_outcome, dispatch_next_waiting
 
 logger = logging.getLogger(__name__)
 
 
 def reap() -> dict:
-    from opsconsole.runs.dispatch import dispatch_safely
-    from opsconsole.runs.runner import audit_outcome, dispatch_next_waiting
-
     now = timezone.now()
     lost_before = now - timedelta(seconds=settings.RUN_LOST_AFTER_SECONDS)
     reaped = []

@@ -21,6 +21,7 @@ from django.utils import timezone
 from opsconsole.audit.log import record
 from opsconsole.audit.models import Outcome
 from opsconsole.runs.context import Canceled, EventWriter, RunContext, RunFailed, append_event, capture
+from opsconsole.runs.dispatch import dispatch_safely
 from opsconsole.runs.models import EXECUTING, EnvironmentLock, IllegalTransition, Level, LockHeld, Run, Status
 from opsconsole.runs.reconnect import is_connection_error, recover_connection, wait_for_database
 from opsconsole.runs.registry import get_kind
@@ -166,8 +167,6 @@ def dispatch_next_waiting(environment_id: int | None) -> None:
     """When a lock is freed, start the oldest run that was waiting for it."""
     if environment_id is None:
         return
-    from opsconsole.runs.dispatch import dispatch_safely
-
     waiting = Run.objects.filter(environment_id=environment_id, status=Status.QUEUED).order_by("id").first()
     if waiting is not None:
         transaction.on_commit(lambda: dispatch_safely(waiting.pk))

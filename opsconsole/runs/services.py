@@ -11,7 +11,6 @@ from django.db import transaction
 
 from opsconsole.access.permissions import allowed
 from opsconsole.audit.log import record
-from opsconsole.audit.models import Outcome
 from opsconsole.runs.context import append_event
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue, dispatch_safely
 from opsconsole.runs.models import ACTIVE, IllegalTransition, Level, Run, Status
@@ -138,19 +137,3 @@ def cancel(run: Run, principal) -> Run:
             details={"run": run.pk, "status": run.status},
         )
     return run
-
-
-def fail_to_enqueue(run_id: int, reason: str) -> None:
-    run = Run.objects.get(pk=run_id)
-    try:
-        run.transition(Status.ERRORED, error=reason)
-    except IllegalTransition:
-        return  # a worker got the message after all
-    append_event(run, reason, Level.ERROR)
-    record(
-        f"{run.kind}.errored",
-        target=f"run:{run.pk}",
-        environment=run.environment.name if run.environment_id else "",
-        details={"run": run.pk, "error": reason},
-        outcome=Outcome.FAILURE,
-    )

@@ -2,9 +2,11 @@
 deliver() is one attempt, run by a worker, which schedules the next one after a backoff.
 
 notify() never raises into its caller and never sends anything itself: a slow or broken channel
-cannot delay or fail the run (or the request) it reports on. The queue is the runs' own seam:
-Celery (a countdown), RQ (enqueue_in; the worker runs with its scheduler) or, for the CLI and
-tests, `inline`, which sends from a thread of this process and so still never blocks the caller.
+cannot delay or fail the run (or the request) it reports on. The queue is the runs' own seam
+(opsconsole.runs.dispatch.enqueue): Celery (a countdown), RQ (enqueue_in; the worker runs with its
+scheduler) or, for the CLI and tests, `inline`, which sends from a thread of this process and so
+still never blocks the caller. What a delivery looks like and how it is sent is its channel
+kind's (notifications/channels/).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from notifications import conf, messages, sending
+from notifications import conf, sending
+from notifications.channels import CHANNEL_KINDS, UnknownChannelKind, channel_kind
 from notifications.events import EVENTS
-from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus, Kind, parse_recipients
-from notifications.secrets import SecretUnavailable, resolve
-from opsconsole.runs.dispatch import backend
+from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus
+from notifications.secrets import SecretUnavailable
+from opsconsole.runs import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +59,11 @@ def _notify(event_code: str, environment, facts: dict) -> list[int]:
     summary = event.summary(name, facts)
     ids = []
     for channel in channels:
-        if channel.kind == Kind.SLACK:
-            payload = messages.slack(event, name, facts, summary, at)
-        elif channel.kind == Kind.PAGERDUTY:
-            payload = messages.pagerduty(event, name, facts, summary, at, conf.base_url())
-        else:
-            payload = messages.email(event, name, facts, summary, at)
+        kind = CHANNEL_KINDS.get(channel.kind)
+        if kind is None:
+            logger.error("%s: %s; nothing is sent to it.", channel, UnknownChannelKind(channel.kind))
+            continue
+        payload = kind.payload(event, name, facts, summary, at)
         delivery = Delivery.objects.create(
             channel=channel,
             channel_name=channel.name,
@@ -88,20 +90,13 @@ _inline_lock = threading.Lock()
 def enqueue(delivery_id: int, delay: float = 0) -> None:
     """Hand one delivery to the worker, after `delay` seconds. Never raises."""
     try:
-        if backend() == "celery":
-            from notifications.tasks import deliver_task
-
-            deliver_task.apply_async(args=[delivery_id], countdown=delay or None, retry=False)
-        elif backend() == "rq":
-            import django_rq
-
-            queue = django_rq.get_queue("default")
-            if delay:
-                queue.enqueue_in(timedelta(seconds=delay), "notifications.tasks.deliver_rq", delivery_id)
-            else:
-                queue.enqueue("notifications.tasks.deliver_rq", delivery_id)
-        else:
-            _start_inline(delivery_id, delay)
+        dispatch.enqueue(
+            "notifications.tasks.deliver",  # the Celery task, notifications/tasks.py
+            delivery_id,
+            rq_function="notifications.tasks.deliver_rq",
+            inline=_start_inline,
+            delay=delay,
+        )
     except Exception as exc:
         logger.exception("delivery %s could not be queued", delivery_id)
         Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).update(
@@ -220,16 +215,8 @@ def _send(delivery: Delivery) -> sending.Result:
         return sending.Result(ok=False, error="The channel was deleted.")
     timeout = conf.timeout_seconds()
     try:
-        if delivery.channel_kind == Kind.EMAIL:
-            recipients = parse_recipients(channel.recipients)
-            return sending.send_email(delivery.payload["subject"], delivery.payload["body"], recipients)
-        environment = delivery.environment
-        secret = resolve(channel.secret, environment.aws_region, environment.role_arn)
-        if delivery.channel_kind == Kind.SLACK:
-            return sending.post_json(secret, delivery.payload, timeout, secrets=(secret,))
-        body = {"routing_key": secret, **delivery.payload}
-        return sending.post_json(conf.pagerduty_url(), body, timeout, secrets=(secret,))
-    except SecretUnavailable as exc:
+        return channel_kind(delivery.channel_kind).send(delivery, timeout)
+    except (UnknownChannelKind, SecretUnavailable) as exc:  # no other kind may send it in its place
         return sending.Result(ok=False, error=str(exc))
     except Exception as exc:  # a bug here must end as a recorded failure, not a stuck delivery
         logger.exception("delivery %s: unexpected error", delivery.pk)

@@ -1,22 +1,16 @@
 """A Channel is where one environment's notifications go (a Slack webhook, a PagerDuty service,
 email recipients) and which events it wants. A Delivery is one event for one channel, with the
-payload as sent (never the secret); each DeliveryAttempt is one try at sending it."""
+payload as sent (never the secret); each DeliveryAttempt is one try at sending it. What a kind of
+channel means is its registered ChannelKind (notifications/channels/)."""
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import models
 from django.utils import timezone
 
+from notifications import channels
 from notifications.events import CHOICES, EVENTS
-from notifications.secrets import validate_reference
-
-
-class Kind(models.TextChoices):
-    SLACK = "slack", "Slack (incoming webhook)"
-    PAGERDUTY = "pagerduty", "PagerDuty (Events API v2)"
-    EMAIL = "email", "Email"
 
 
 def validate_events(value) -> None:
@@ -27,16 +21,12 @@ def validate_events(value) -> None:
         raise ValidationError(f"Unknown event(s): {', '.join(map(str, unknown))}.")
 
 
-def parse_recipients(text: str) -> list[str]:
-    return [item.strip() for item in text.replace(";", ",").replace("\n", ",").split(",") if item.strip()]
-
-
 class Channel(models.Model):
     environment = models.ForeignKey(
         "environments.Environment", on_delete=models.CASCADE, related_name="notification_channels"
     )
     name = models.CharField(max_length=80, help_text="e.g. #ops-staging, on-call")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    kind = models.CharField(max_length=20, choices=channels.choices)
     events = models.JSONField(default=list, validators=[validate_events], help_text="The events this channel wants.")
     enabled = models.BooleanField(default=True)
     secret = models.CharField(
@@ -56,24 +46,10 @@ class Channel(models.Model):
         return f"{self.environment} · {self.name} ({self.get_kind_display()})"
 
     def clean(self) -> None:
-        errors = {}
-        if self.kind in (Kind.SLACK, Kind.PAGERDUTY):
-            try:
-                self.secret = validate_reference(self.secret)
-            except ValueError as exc:
-                errors["secret"] = str(exc)
-        if self.kind == Kind.EMAIL:
-            addresses = parse_recipients(self.recipients)
-            if not addresses:
-                errors["recipients"] = "Give at least one email address."
-            for address in addresses:
-                try:
-                    validate_email(address)
-                except ValidationError:
-                    errors["recipients"] = f"{address[:80]} is not an email address."
-                    break
-        if errors:
-            raise ValidationError(errors)
+        kind = channels.CHANNEL_KINDS.get(self.kind)
+        if kind is None:
+            return  # full_clean() refuses it already: the field's choices are the registered kinds
+        kind.clean(self)
 
     def wants(self, event: str) -> bool:
         return self.enabled and event in (self.events or [])
@@ -89,7 +65,7 @@ class DeliveryStatus(models.TextChoices):
 class Delivery(models.Model):
     channel = models.ForeignKey(Channel, null=True, on_delete=models.SET_NULL, related_name="deliveries")
     channel_name = models.CharField(max_length=80)
-    channel_kind = models.CharField(max_length=20, choices=Kind.choices)
+    channel_kind = models.CharField(max_length=20, choices=channels.choices)
     environment = models.ForeignKey(
         "environments.Environment", on_delete=models.CASCADE, related_name="notification_deliveries"
     )

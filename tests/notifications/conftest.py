@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from notifications.delivery import wait_for_inline_deliveries
-from notifications.models import Channel, Kind
+from notifications.models import Channel
 
 # The deploy tests run real deploys against the sandbox AWS.
 from tests.deployments.conftest import production_aws, releases, sandbox_endpoint, stack, staging_aws  # noqa: F401
@@ -142,7 +142,7 @@ def deliveries_finish():
 
 def slack_channel(environment, events, **extra) -> Channel:
     return Channel.objects.create(
-        environment=environment, name="#ops", kind=Kind.SLACK, events=list(events), secret=f"env:{SLACK_VAR}", **extra
+        environment=environment, name="#ops", kind="slack", events=list(events), secret=f"env:{SLACK_VAR}", **extra
     )
 
 
@@ -150,7 +150,7 @@ def pagerduty_channel(environment, events, **extra) -> Channel:
     return Channel.objects.create(
         environment=environment,
         name="on-call",
-        kind=Kind.PAGERDUTY,
+        kind="pagerduty",
         events=list(events),
         secret=f"env:{PAGERDUTY_VAR}",
         **extra,
@@ -159,5 +159,5 @@ def pagerduty_channel(environment, events, **extra) -> Channel:
 
 def email_channel(environment, events, recipients="ops@example.com, lead@example.com") -> Channel:
     return Channel.objects.create(
-        environment=environment, name="ops mail", kind=Kind.EMAIL, events=list(events), recipients=recipients
+        environment=environment, name="ops mail", kind="email", events=list(events), recipients=recipients
     )

@@ -3,7 +3,7 @@ deliveries and their attempts are shown read-only, per environment."""
 
 import pytest
 
-from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus, Kind
+from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus
 from opsconsole.audit.models import AuditEvent
 from tests.conftest import client_for
 
@@ -64,12 +64,12 @@ def test_a_channel_needs_an_event(users, staging):
 
 def test_deliveries_and_their_attempts_are_shown_read_only_per_environment(users, staging, production):
     channel = Channel.objects.create(
-        environment=staging, name="on-call", kind=Kind.PAGERDUTY, events=["deploy.failed"], secret="env:PD"
+        environment=staging, name="on-call", kind="pagerduty", events=["deploy.failed"], secret="env:PD"
     )
     delivery = Delivery.objects.create(
         channel=channel,
         channel_name="on-call",
-        channel_kind=Kind.PAGERDUTY,
+        channel_kind="pagerduty",
         environment=staging,
         event="deploy.failed",
         summary="staging: Deploy of v9 failed (run #5)",

@@ -4,7 +4,7 @@ variable, or a Secrets Manager secret read from the environment's region (moto o
 import pytest
 
 from notifications.delivery import notify, wait_for_inline_deliveries
-from notifications.models import Channel, Delivery, DeliveryStatus, Kind
+from notifications.models import Channel, Delivery, DeliveryStatus
 from sandbox.bootstrap import clients
 from tests.notifications.conftest import SLACK_PATH
 
@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 def channel(environment, secret: str) -> Channel:
     return Channel.objects.create(
-        environment=environment, name="#ops", kind=Kind.SLACK, events=["deploy.failed"], secret=secret
+        environment=environment, name="#ops", kind="slack", events=["deploy.failed"], secret=secret
     )
 
 

@@ -1,5 +1,9 @@
 """What the views, the scheduler and the API call: keep a policy's beat schedule in step with it,
-start backups and restores (refusing what must never happen), and say how fresh backups are."""
+start backups, verifications and restores (refusing what must never happen), and say how fresh
+backups are.
+
+Each request_*() checks the principal's permission once, itself, and launches with
+check_permission=False; the views only call them."""
 
 from __future__ import annotations
 
@@ -96,7 +100,21 @@ def request_backup(policy: BackupPolicy, principal, *, scheduled: bool = False) 
         principal=principal,
         environment=policy.environment,
         params={"policy": policy.pk},
-        check_permission=not scheduled,
+        check_permission=False,
+    )
+
+
+def request_verification(backup: Backup, principal) -> Run:
+    """Test now that `backup` restores (a pg_dump: into a scratch database, dropped after)."""
+    if not allowed(principal, Action.BACKUP, backup.environment):
+        # The words launch() used when it checked this itself.
+        raise NotPermitted(f"You do not have permission to start Verify a restore in {backup.environment}.")
+    return launch(
+        "backups.verify",
+        principal=principal,
+        environment=backup.environment,
+        params={"backup": backup.pk},
+        check_permission=False,
     )
 
 
@@ -184,6 +202,7 @@ def request_restore(backup: Backup, principal, target: str, confirmation: str) -
             principal=principal,
             environment=backup.environment,
             params={"backup": backup.pk, "target": target},
+            check_permission=False,
         )
         Restore.objects.create(backup=backup, run=run, target=target, requested_by_name=principal_name(principal))
     return run

@@ -19,7 +19,7 @@ from opsconsole.access.sudo import sudo_required
 from opsconsole.audit.log import record
 from opsconsole.environments.models import Environment
 from opsconsole.environments.services import visible_environments
-from opsconsole.runs.services import Refused, launch
+from opsconsole.runs.services import Refused
 from opsconsole.ui.pagination import keyset_page, parse_int
 
 LIST_FILTERS = ("environment", "kind", "status")
@@ -99,10 +99,14 @@ def _policy(request, policy_id: int) -> BackupPolicy:
     return policy
 
 
+# The actions below only call a service: it checks the permission (once) and says no in the
+# same words whichever door the request came through.
+
+
 @login_required
 @require_POST
 def backup_now(request, policy_id: int):
-    policy = _policy(request, policy_id)
+    policy = get_object_or_404(BackupPolicy.objects.select_related("environment"), pk=policy_id)
     try:
         run = services.request_backup(policy, request.user)
     except Refused as exc:
@@ -115,11 +119,8 @@ def backup_now(request, policy_id: int):
 @require_POST
 def verify_now(request, backup_id: int):
     backup = get_object_or_404(Backup.objects.select_related("environment"), pk=backup_id)
-    require(request, Action.VIEW, backup.environment)
     try:
-        run = launch(
-            "backups.verify", principal=request.user, environment=backup.environment, params={"backup": backup.pk}
-        )
+        run = services.request_verification(backup, request.user)
     except Refused as exc:
         messages.error(request, str(exc))
         return redirect("backups")
@@ -131,7 +132,6 @@ def verify_now(request, backup_id: int):
 @require_http_methods(["GET", "POST"])
 def restore(request, backup_id: int):
     backup = get_object_or_404(Backup.objects.select_related("environment", "policy"), pk=backup_id)
-    require(request, Action.BACKUP, backup.environment)
     target = (request.POST.get("target") or "").strip()
     if request.method == "POST":
         try:
@@ -140,6 +140,8 @@ def restore(request, backup_id: int):
             messages.error(request, str(exc))
         else:
             return redirect("run", run_id=run.pk)
+    else:
+        require(request, Action.BACKUP, backup.environment)  # the form is for those who may restore
     suggestion = f"{backup.policy.database_name if backup.policy else 'restore'}_restore_{backup.pk}"
     if backup.kind == Kind.RDS_SNAPSHOT:
         suggestion = f"{backup.policy.source_identifier if backup.policy else 'db'}-restore-{backup.pk}"

@@ -9,6 +9,8 @@ class BackupsConfig(AppConfig):
 
         from backups import conf, delivery, jobs, metrics  # noqa: F401  (registers the backup run kinds and /metrics)
         from backups.models import BackupPolicy
+        from backups.notices import overdue_backups
+        from opsconsole.notices import register_notice_source
         from opsconsole.runs.schedules import register_periodic
 
         post_save.connect(_policy_saved, sender=BackupPolicy, dispatch_uid="backups.sync_schedule")
@@ -16,6 +18,7 @@ class BackupsConfig(AppConfig):
         register_periodic("backups: retention", "backups.tasks.apply_retention", conf.retention_interval_seconds)
         register_periodic("backups: verify newest dump", "backups.tasks.verify_newest", conf.verify_interval_seconds)
         delivery.register()  # the backup section of the Delivery page
+        register_notice_source(overdue_backups)  # backup.overdue, sent by the notifications sweep
 
 
 def _policy_saved(sender, instance, raw=False, **kwargs) -> None:

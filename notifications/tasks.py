@@ -1,5 +1,6 @@
 """Queue entry points: one delivery attempt (Celery and RQ call the same function), and the
-periodic sweep that reports overdue backups and re-sends deliveries whose message was lost."""
+periodic sweep that sends the apps' notices (an overdue backup) and re-sends deliveries whose
+message was lost."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from notifications.delivery import deliver, enqueue, notify
 from notifications.models import Delivery, DeliveryStatus
+from opsconsole.notices import current_notices
 
 logger = logging.getLogger(__name__)
 
@@ -28,39 +30,18 @@ def deliver_rq(delivery_id: int) -> str:
 
 @shared_task(name="notifications.tasks.sweep", ignore_result=True)
 def sweep() -> dict:
-    return {"overdue": check_overdue_backups(), "resent": resend_lost()}
+    return {"notices": send_notices(), "resent": resend_lost()}
 
 
-def check_overdue_backups(now=None) -> list[int]:
-    """Notify once per policy whose newest good backup is older than its RPO (or that has none
-    and is older than its RPO itself). Once: until a newer backup arrives, the same episode is
-    not reported again."""
-    from backups.models import BackupPolicy, newest_good
-
+def send_notices(now=None) -> list[int]:
+    """Deliver the notices the apps find now (opsconsole/notices.py: an overdue backup), each
+    episode once: until the state changes (a newer backup), the same episode is not sent again."""
     now = now or timezone.now()
     notified = []
-    for policy in BackupPolicy.objects.filter(enabled=True).select_related("environment"):
-        newest = newest_good(policy.backups)
-        since = newest.finished_at if newest else policy.created_at
-        age = now - since
-        if age <= policy.rpo:
+    for notice in current_notices(now):
+        if Delivery.objects.filter(event=notice.event, facts__episode=notice.episode).exists():
             continue
-        episode = f"backup-overdue:{policy.pk}:{newest.pk if newest else 0}"
-        if Delivery.objects.filter(event="backup.overdue", facts__episode=episode).exists():
-            continue
-        minutes = int(age.total_seconds() // 60)
-        ago = f"{minutes // 60}h {minutes % 60:02d}m ago"
-        notified += notify(
-            "backup.overdue",
-            policy.environment,
-            policy=policy.pk,
-            policy_name=policy.name,
-            kind=f"backups.{policy.kind}",
-            newest_backup_at=newest.finished_at if newest else None,
-            age=f"the newest finished {ago}" if newest else f"no backup since the policy was created {ago}",
-            rpo_minutes=policy.rpo_minutes,
-            episode=episode,
-        )
+        notified += notify(notice.event, notice.environment, **notice.facts, episode=notice.episode)
     return notified
 
 

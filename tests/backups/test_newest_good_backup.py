@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backups.delivery import backup_history
 from backups.models import Backup, BackupPolicy, BackupStatus, Kind, Verification, newest_good
 from deployments.delivery import Period
-from notifications.tasks import check_overdue_backups
+from notifications.tasks import send_notices
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -71,7 +71,7 @@ def page_newest(users) -> Backup | None:
 def overdue_newest_at(policy):
     """What the overdue sweep reports as the newest good backup's end (the RPO is an hour)."""
     with mock.patch("notifications.tasks.notify", return_value=[1]) as notify:
-        check_overdue_backups()
+        send_notices()
     if not notify.called:
         return "not overdue"
     return notify.call_args.kwargs["newest_backup_at"]

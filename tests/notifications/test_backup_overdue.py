@@ -11,7 +11,7 @@ from backups.models import Backup, BackupPolicy, BackupStatus, Kind
 from notifications import delivery as delivery_module
 from notifications.delivery import wait_for_inline_deliveries
 from notifications.models import Delivery, DeliveryStatus
-from notifications.tasks import check_overdue_backups, resend_lost, sweep
+from notifications.tasks import resend_lost, send_notices, sweep
 from opsconsole.runs.schedules import PERIODIC
 from tests.notifications.conftest import SLACK_PATH, slack_channel
 
@@ -50,27 +50,27 @@ def test_an_overdue_backup_is_reported_once_until_a_newer_one_arrives(staging, p
     backup(policy, hours_ago=3)
     backup(policy, hours_ago=0.1, status=BackupStatus.FAILED)  # a failed one does not count
 
-    first = check_overdue_backups()
+    first = send_notices()
     assert len(first) == 1
-    assert check_overdue_backups() == []  # the same episode
+    assert send_notices() == []  # the same episode
     [request] = receiver.wait_for(SLACK_PATH, 1)
     assert request.body["text"].startswith(
         ":warning: staging: backup hourly snapshot is overdue: the newest finished 3h 00m ago; the target is 60 min"
     )
 
     backup(policy, hours_ago=2)  # newer, and still too old: a new episode
-    assert len(check_overdue_backups()) == 1
+    assert len(send_notices()) == 1
     backup(policy, hours_ago=0.2)  # fresh: nothing to report
-    assert check_overdue_backups() == []
+    assert send_notices() == []
     assert wait_for_inline_deliveries()
     assert list(Delivery.objects.values_list("event", "status")) == [("backup.overdue", DeliveryStatus.SENT)] * 2
 
 
 def test_a_policy_that_never_produced_a_backup_is_overdue_after_its_rpo(staging, policy, notify_settings, receiver):
     slack_channel(staging, ["backup.overdue"])
-    assert check_overdue_backups() == []  # created just now
+    assert send_notices() == []  # created just now
     BackupPolicy.objects.filter(pk=policy.pk).update(created_at=timezone.now() - timedelta(hours=2))
-    assert len(check_overdue_backups()) == 1
+    assert len(send_notices()) == 1
     text = receiver.wait_for(SLACK_PATH, 1)[0].body["text"]
     assert "overdue: no backup since the policy was created 2h 00m ago; the target is 60 min" in text
 
@@ -79,7 +79,7 @@ def test_a_disabled_policy_is_not_reported(staging, policy, notify_settings):
     slack_channel(staging, ["backup.overdue"])
     backup(policy, hours_ago=5)
     BackupPolicy.objects.filter(pk=policy.pk).update(enabled=False)
-    assert check_overdue_backups() == []
+    assert send_notices() == []
 
 
 def test_a_delivery_whose_message_was_lost_is_sent_by_the_sweep(staging, notify_settings, receiver):
@@ -104,7 +104,7 @@ def test_a_delivery_whose_message_was_lost_is_sent_by_the_sweep(staging, notify_
 
 def test_the_sweep_is_a_registered_periodic_task(db):
     assert PERIODIC["notifications: overdue backups and lost deliveries"][0] == "notifications.tasks.sweep"
-    assert sweep() == {"overdue": [], "resent": []}
+    assert sweep() == {"notices": [], "resent": []}
 
 
 def test_a_delivery_claimed_late_is_not_taken_for_lost_while_it_is_being_sent(staging, notify_settings, receiver):

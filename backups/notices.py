@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from backups.models import BackupPolicy
+from backups.models import BackupPolicy, newest_good
 from opsconsole.notices import Notice
 
 
@@ -14,7 +14,7 @@ def overdue_backups(now: datetime) -> Iterator[Notice]:
     """One notice per enabled policy past its RPO; its episode is the newest good backup, so the
     same lapse is reported once and a newer backup that is still too old starts a new one."""
     for policy in BackupPolicy.objects.filter(enabled=True).select_related("environment"):
-        newest = policy.backups.good().exclude(finished_at=None).order_by("-finished_at").first()
+        newest = newest_good(policy.backups)
         since = newest.finished_at if newest else policy.created_at
         age = now - since
         if age <= policy.rpo:

@@ -30,15 +30,11 @@ from opsconsole.runs.context import append_event
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue
 from opsconsole.runs.models import ACTIVE, EnvironmentLock, Level, Run, Status
 from opsconsole.runs.registry import UnknownRunKind, get_kind
-from opsconsole.runs.services import NotPermitted, Refused, launch, person_of, principal_name
+from opsconsole.runs.services import NotPermitted, Refused, launch, person_of, principal_name, signed_in_user
 
 DR_KINDS = tuple(RUN_KINDS.values())
 
 __all__ = ["Refused", "request", "decide", "resume", "person_of"]
-
-
-def _user(principal):
-    return principal if getattr(principal, "is_authenticated", False) else None
 
 
 def may_dr(principal, environment) -> bool:
@@ -256,7 +252,7 @@ def resume(operation: DROperation, principal) -> Run:
     """Run a failed or errored operation again; steps it finished are skipped. The original
     approval stands (the RTO clock keeps running from it), so no second vote is asked for."""
     plan = operation.plan
-    if _user(principal) is None or not allowed(principal, Action.DR, plan.environment):
+    if signed_in_user(principal) is None or not allowed(principal, Action.DR, plan.environment):
         raise NotPermitted(f"Only DR operators may resume a {operation.operation} of {plan.environment}.")
     refusal = operation.resume_refusal()
     if refusal is not None:
@@ -272,7 +268,7 @@ def resume(operation: DROperation, principal) -> Run:
         run = _launch(plan, principal, operation.operation, operation.reason, resumes=operation)
         record(
             f"dr.{operation.operation}.resumed",
-            actor=_user(principal),
+            actor=signed_in_user(principal),
             actor_name=principal_name(principal),
             target=f"run:{run.pk}",
             environment=plan.environment.name,

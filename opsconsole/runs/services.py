@@ -50,7 +50,7 @@ def person_of(principal):
     if hasattr(principal, "token_hash"):
         owner = principal.created_by
         return owner if owner is not None and owner.is_active and principal.is_active else None
-    return principal if getattr(principal, "is_authenticated", False) else None
+    return signed_in_user(principal)
 
 
 def launch(

@@ -11,10 +11,10 @@ from deployments import services
 from deployments.models import Release
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import principal_of, require, visible_environment_ids
-from opsconsole.api import BadRequest, Conflict, api_endpoint, json_body
+from opsconsole.api import BadRequest, api_endpoint, json_body, refusal
 from opsconsole.environments.models import Environment
 from opsconsole.runs.api import enforce_csrf_for_session, run_json
-from opsconsole.runs.services import NotPermitted
+from opsconsole.runs.services import NotPermitted, Refused
 from opsconsole.ui.pagination import keyset_page, parse_int
 
 CONFLICT_CODES = {"locked", "busy", "frozen", "already_live", "not_a_good_release", "not_configured", "failed_over"}
@@ -90,8 +90,8 @@ def releases(request):
         )
     except NotPermitted as exc:
         raise PermissionDenied(str(exc)) from None
-    except services.Refused as exc:
-        raise BadRequest(str(exc), exc.code) from None
+    except Refused as exc:
+        raise refusal(exc) from None
     return JsonResponse(release_json(release), status=201 if created else 200)
 
 
@@ -125,10 +125,8 @@ def _request(request, name: str, action):
         run = action(environment, release, principal_of(request), override_reason=reason)
     except NotPermitted as exc:
         raise PermissionDenied(str(exc)) from None
-    except services.Refused as exc:
-        if exc.code in CONFLICT_CODES:
-            raise Conflict(str(exc), exc.code) from None
-        raise BadRequest(str(exc), exc.code) from None
+    except Refused as exc:
+        raise refusal(exc, CONFLICT_CODES) from None
     return JsonResponse(run_json(run), status=202)
 
 

@@ -1,7 +1,7 @@
 """The deployments app's part of the OpenAPI document (opsconsole/openapi.py): environments,
 deploy, rollback and releases."""
 
-from opsconsole.openapi import BEFORE, ENV_NAME, ERROR, ERRORS, json_answer, page
+from opsconsole.openapi import BEFORE, ENV_NAME, ERROR, ERRORS, QUEUE_DOWN, json_answer, page
 
 DEPLOY_BODY = {
     "required": True,
@@ -47,6 +47,7 @@ PATHS = {
                 "409": json_answer(ERROR, "Locked, frozen, failed over to DR, or another run is active"),
                 "404": json_answer(ERROR, "The name cannot be an environment's (an unknown one is a 400)"),
                 **ERRORS,
+                **QUEUE_DOWN,
             },
         }
     },
@@ -60,6 +61,7 @@ PATHS = {
                 "409": json_answer(ERROR, "Locked, frozen, failed over to DR, busy, or not a good release"),
                 "404": json_answer(ERROR, "The name cannot be an environment's (an unknown one is a 400)"),
                 **ERRORS,
+                **QUEUE_DOWN,
             },
         }
     },

@@ -29,6 +29,20 @@ class Conflict(BadRequest):
     """The request is well formed but the state forbids it (locked, frozen, busy): 409."""
 
 
+class Unavailable(BadRequest):
+    """Something the request needs is down (the job queue): 503; nothing changed, try again."""
+
+
+def refusal(exc, conflict_codes: frozenset[str] | set[str] = frozenset()) -> BadRequest:
+    """The API's answer to a Refused (opsconsole.runs.services): 503 when the job queue is down, 409
+    for a code the caller names a conflict of state, else 400; always with the refusal's code."""
+    if exc.code == "queue_unavailable":
+        return Unavailable(str(exc), exc.code)
+    if exc.code in conflict_codes:
+        return Conflict(str(exc), exc.code)
+    return BadRequest(str(exc), exc.code)
+
+
 STATUS_CODES = {
     400: "bad_request",
     401: "unauthenticated",
@@ -37,6 +51,7 @@ STATUS_CODES = {
     405: "method",
     409: "conflict",
     413: "too_large",
+    503: "unavailable",
 }
 
 
@@ -106,6 +121,8 @@ def api_endpoint(*methods: str):
                 return error(409, str(exc), exc.code)
             except TooLarge as exc:
                 return error(413, str(exc), exc.code)
+            except Unavailable as exc:
+                return error(503, str(exc), exc.code)
             except BadRequest as exc:
                 return error(400, str(exc), exc.code)
             except PermissionDenied as exc:

@@ -35,6 +35,8 @@ ERRORS = {
     "403": json_answer(ERROR, "The token or user may not do this"),
     "413": json_answer(ERROR, "The body is larger than the console accepts (DATA_UPLOAD_MAX_MEMORY_SIZE)"),
 }
+# For a request that queues a run: the broker is down, so nothing was started (code queue_unavailable).
+QUEUE_DOWN = {"503": json_answer(ERROR, "The job queue is unreachable; nothing was started, try again")}
 
 RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 ENV_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}}
@@ -115,7 +117,11 @@ contribute(
                         }
                     },
                 },
-                "responses": {"201": json_answer({"$ref": "#/components/schemas/Run"}, "Created"), **ERRORS},
+                "responses": {
+                    "201": json_answer({"$ref": "#/components/schemas/Run"}, "Created"),
+                    **ERRORS,
+                    **QUEUE_DOWN,
+                },
             },
         },
         "/api/v1/runs/{run_id}": {

@@ -9,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import principal_of, require, visible_environment_ids
-from opsconsole.api import BadRequest, api_endpoint, error, json_body
+from opsconsole.api import BadRequest, api_endpoint, error, json_body, refusal
 from opsconsole.environments.models import Environment
 from opsconsole.runs.models import Run, Status
 from opsconsole.runs.services import NotPermitted, Refused, cancel, launch
@@ -60,7 +60,7 @@ def runs(request):
         except NotPermitted as exc:
             raise PermissionDenied(str(exc)) from None
         except Refused as exc:
-            raise BadRequest(str(exc)) from None
+            raise refusal(exc) from None
         return JsonResponse(run_json(run), status=201)
 
     require(request, Action.VIEW)

@@ -66,11 +66,11 @@ def launch(
     try:
         kind = get_kind(kind_name)
     except UnknownRunKind as exc:
-        raise Refused(str(exc)) from None
+        raise Refused(str(exc), "unknown_kind") from None
     if kind.environment is EnvironmentUse.REQUIRED and environment is None:
-        raise Refused(f"{kind.label} needs an environment.")
+        raise Refused(f"{kind.label} needs an environment.", "environment_required")
     if kind.environment is EnvironmentUse.NONE and environment is not None:
-        raise Refused(f"{kind.label} does not take an environment.")
+        raise Refused(f"{kind.label} does not take an environment.", "no_environment")
     if check_permission and not allowed(principal, kind.action, environment):
         where = f" in {environment}" if environment is not None else ""
         raise NotPermitted(f"You do not have permission to start {kind.label}{where}.")
@@ -79,12 +79,12 @@ def launch(
         try:
             params = kind.validate(params)
         except ValueError as exc:
-            raise Refused(str(exc)) from None
+            raise Refused(str(exc), "invalid") from None
     if not awaiting_approval:
         try:
             check_queue()
         except QueueUnavailable as exc:
-            raise Refused(str(exc)) from None
+            raise Refused(str(exc), "queue_unavailable") from None
 
     user = signed_in_user(principal)
     with transaction.atomic():
@@ -117,7 +117,7 @@ def cancel(run: Run, principal) -> Run:
     if not allowed(principal, kind.action, run.environment):
         raise NotPermitted("You do not have permission to cancel this run.")
     if run.status not in ACTIVE:
-        raise Refused(f"Run #{run.pk} has already ended ({run.get_status_display().lower()}).")
+        raise Refused(f"Run #{run.pk} has already ended ({run.get_status_display().lower()}).", "already_ended")
     user = signed_in_user(principal)
     with transaction.atomic():
         Run.objects.filter(pk=run.pk).update(cancel_requested=True)

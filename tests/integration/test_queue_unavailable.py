@@ -94,3 +94,34 @@ def test_a_broker_lost_between_check_and_commit_ends_the_run_errored_not_stuck(u
     assert run.status == Status.ERRORED
     assert run.error == "Could not be queued: the job queue is unreachable (ConnectionError)."
     assert AuditEvent.objects.filter(action="maintenance.selftest.errored", outcome="failure").exists()
+
+
+def test_with_redis_down_the_apis_answer_503_queue_unavailable_and_change_nothing(users, settings, doomed_redis):
+    """Through the deploy API and the generic runs API alike: a clear 503 a client can retry on,
+    never a 500, and no run, deployment or audit event behind it."""
+    import django_rq
+    import redis
+
+    from deployments.models import Deployment, Release
+    from opsconsole.access.models import ApiToken
+
+    server, url = doomed_redis
+    settings.OPSCONSOLE_QUEUE = "rq"
+    server.kill()
+    server.wait()
+    staging = users["deployer"].role_bindings.get().environment
+    staging.ecs_cluster, staging.ecs_service, staging.container_name = "c", "s", "api"
+    staging.save()
+    release = Release.objects.create(repository="r", tag="v1", digest="sha256:" + "a" * 64, registered_by_name="ci")
+    _, raw = ApiToken.issue("ci", ["view", "deploy", "run"], created_by=users["admin"])
+    client = client_for(users["viewer"])
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}", "content_type": "application/json"}
+    before = counts()
+    with mock.patch.object(django_rq, "get_connection", return_value=redis.Redis.from_url(url)):
+        deploy = client.post("/api/v1/environments/staging/deploy", {"release_id": release.pk}, **auth)
+        selftest = client.post("/api/v1/runs", {"kind": "maintenance.selftest", "params": {"lines": 1}}, **auth)
+    for response in (deploy, selftest):
+        assert response.status_code == 503, response.content
+        assert response.json()["code"] == "queue_unavailable"
+        assert "The job queue (rq) is unreachable, so nothing was started" in response.json()["error"]
+    assert counts() == before and not Deployment.objects.exists()

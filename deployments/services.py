@@ -202,13 +202,16 @@ def _launch_deployment(
 
 
 def decide(run: Run, principal, decision: str, comment: str = "") -> Run:
-    """Approve or reject a run awaiting approval; it is queued once enough people approved."""
+    """Approve or reject a deploy or rollback awaiting approval; it is queued once enough people
+    approved. Other kinds have their own rules and pages (Terraform applies: the plan's author may
+    not approve; DR runs: DR operators in sudo mode), so they are never voted on here."""
     environment = run.environment
+    if run.kind not in DEPLOY_KINDS:
+        raise Refused(f"Run #{run.pk} is not a deploy or rollback; decide on it from its own page.", "invalid")
 
     def enough(run: Run) -> str | None:
-        if run.kind in DEPLOY_KINDS:
-            # The environment may have failed over since the request: refuse the vote (rolled back).
-            check_blockers(environment)
+        # The environment may have failed over since the request: refuse the vote (rolled back).
+        check_blockers(environment)
         return environment_approvals_met(run)
 
     return vote(

@@ -14,7 +14,6 @@ from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, require
 from opsconsole.environments import services as environments
 from opsconsole.environments.models import Environment
-from opsconsole.environments.services import visible_environments
 from opsconsole.runs.models import Decision, Status
 from opsconsole.runs.services import Refused
 from opsconsole.ui.pagination import keyset_page, parse_int
@@ -28,7 +27,7 @@ def dashboard(request):
     """Every environment the user may see: live release, last deploy, lock, approvals, colour."""
     last = Deployment.objects.filter(environment=OuterRef("pk")).order_by("-id").values("id")[:1]
     envs = list(
-        visible_environments(request.user)
+        environments.visible_environments(request.user)
         .select_related("lock", "live_release")
         .annotate(
             last_deployment_id=Subquery(last),
@@ -60,7 +59,9 @@ def environment_detail(request, name: str):
     environment = get_object_or_404(Environment.objects.select_related("lock", "live_release"), name=name)
     require(request, Action.VIEW, environment)
     page, filters = _history(environment, request.GET)
-    pending = environment.runs.filter(status=Status.AWAITING_APPROVAL).select_related("deployment__release")
+    pending = environment.runs.filter(status=Status.AWAITING_APPROVAL, kind__in=services.DEPLOY_KINDS).select_related(
+        "deployment__release"
+    )
     context = {
         "environment": environment,
         "page": page,

@@ -242,3 +242,22 @@ def test_a_concurrent_approve_and_reject_one_wins_and_the_other_is_refused_clear
         AuditEvent.objects.filter(action__in=["deployments.deploy.approved", "deployments.deploy.rejected"]).count()
         == 1
     )
+
+
+@pytest.mark.parametrize("kind", ["dr.failover", "terraform.apply"])
+def test_a_run_of_another_kind_is_never_approved_from_the_environment_page(users, protected, dispatched, kind):
+    """A DR failover needs a DR operator in sudo mode and a Terraform apply an approver who did not
+    make the plan: the environment page's vote (any approver) must not reach them."""
+    run = Run.objects.create(
+        kind=kind, environment=protected, status=Status.AWAITING_APPROVAL, requested_by=users["deployer"]
+    )
+    client = client_for(users["approver"])
+    page = client.get("/environments/production/")
+    assert f"#{run.pk}" not in page.content.decode()
+    response = client.post(f"/environments/production/runs/{run.pk}/decide/", {"decision": "approve"}, follow=True)
+    assert "is not a deploy or rollback; decide on it from its own page" in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == Status.AWAITING_APPROVAL and not Approval.objects.exists()
+    with pytest.raises(Refused) as refused:
+        decide(run, users["approver"], "approve")
+    assert refused.value.code == "invalid"

@@ -26,7 +26,7 @@ from opsconsole.api import BadRequest, TooLarge, error, json_body
 from opsconsole.api import api_endpoint as endpoint
 from opsconsole.runs.api import enforce_csrf_for_session, run_json
 from opsconsole.runs.models import Run
-from opsconsole.runs.services import NotPermitted
+from opsconsole.runs.services import NotPermitted, Refused
 from opsconsole.ui.pagination import keyset_page, parse_int
 
 # Refusals the state causes (409); the rest are bad input (400), but self-approval (403).
@@ -172,7 +172,7 @@ def _guarded(request, plan: DRPlan, operation: str, act):
         return act(principal, json_body(request))
     except TooLarge:
         raise  # 413 from api_endpoint; the body was not read, so there is no request to audit
-    except (services.Refused, BadRequest, NotPermitted) as exc:
+    except (Refused, BadRequest, NotPermitted) as exc:
         code = getattr(exc, "code", "forbidden")
         services.record_refusal(plan, principal, operation, exc)
         if isinstance(exc, NotPermitted) or code == "self_approval":

@@ -34,7 +34,6 @@ from opsconsole.runs.services import NotPermitted, Refused, launch, person_of, p
 
 DR_KINDS = tuple(RUN_KINDS.values())
 
-__all__ = ["Refused", "request", "decide", "resume", "person_of"]
 
 
 def may_dr(principal, environment) -> bool:

@@ -115,8 +115,7 @@ def request_operation(request, name: str, operation: str):
                 typed_name=request.POST.get("confirm", ""),
             )
         except Refused as exc:
-            if isinstance(exc, services.Refused):
-                services.record_refusal(plan, request.user, operation, exc)
+            services.record_refusal(plan, request.user, operation, exc)
             messages.error(request, str(exc))
         else:
             messages.success(request, f"Requested; another DR operator or an admin must approve run #{run.pk}.")
@@ -133,8 +132,7 @@ def decide(request, name: str, run_id: int):
     try:
         services.decide(run, request.user, request.POST.get("decision", ""), request.POST.get("comment", ""))
     except Refused as exc:
-        if isinstance(exc, services.Refused):
-            services.record_refusal(plan, request.user, run.kind.split(".", 1)[1], exc)
+        services.record_refusal(plan, request.user, run.kind.split(".", 1)[1], exc)
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Your decision on run #{run.pk} is recorded.")

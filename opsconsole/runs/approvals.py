@@ -24,8 +24,6 @@ from opsconsole.runs.dispatch import QueueUnavailable, check_queue, dispatch_saf
 from opsconsole.runs.models import Approval, Decision, IllegalTransition, Level, Run, Status
 from opsconsole.runs.services import NotPermitted, Refused, principal_name
 
-__all__ = ["Approval", "Decision", "Refused", "approval_deadline", "environment_approvals_met", "expire_if_due", "vote"]
-
 
 def approval_deadline(run: Run) -> datetime:
     """When a run nobody approved is canceled: its request time plus the TTL copied at launch."""

@@ -24,7 +24,7 @@ ACTIONS = [
     "auth.login.succeeded",
     "runs.run.failed",
     "deployments.rollback.requested",
-    "admin.environments.environment.changed",
+    "admin.deployments.environment.changed",
 ]
 IPS = ["10.0.0.7", "10.0.3.21", None, "2001:db8::5"]
 RELEASES = 50

@@ -6,16 +6,23 @@ from django.forms.models import model_to_dict
 from opsconsole.audit.log import record
 from opsconsole.audit.models import AuditEvent
 
+# Models that moved to another app keep the audit codes and targets they were recorded under, so
+# a filter or an export over the audit log finds their whole history under one name.
+AUDIT_LABELS = {
+    "environments.environment": "deployments.environment",
+    "environments.freezewindow": "deployments.freezewindow",
+}
+
 
 class AuditedAdmin(admin.ModelAdmin):
     """Records every admin add, change and delete in the audit log."""
 
-    def _audit(self, request, obj, verb: str, details: dict) -> None:
-        label = obj._meta.label_lower
-        environment = getattr(obj, "environment", None) if label != "environments.environment" else obj
+    def _audit(self, request, obj, verb: str, details: dict, pk=None) -> None:
+        environment = getattr(obj, "environment", None) if obj._meta.label_lower != "environments.environment" else obj
+        label = AUDIT_LABELS.get(obj._meta.label_lower, obj._meta.label_lower)
         record(
             f"admin.{label}.{verb}",
-            target=f"{label}:{obj.pk}",
+            target=f"{label}:{pk or obj.pk}",
             environment=getattr(environment, "name", "") or "",
             details=details,
             request=request,
@@ -28,8 +35,9 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         snapshot = {k: str(v)[:200] for k, v in model_to_dict(obj).items()}
+        pk = obj.pk  # Django clears it on delete; the audit names what was deleted
         super().delete_model(request, obj)
-        self._audit(request, obj, "deleted", {"was": snapshot})
+        self._audit(request, obj, "deleted", {"was": snapshot}, pk=pk)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:

@@ -87,13 +87,18 @@ _inline_threads: set[threading.Thread] = set()
 _inline_lock = threading.Lock()
 
 
+# The queue entry points (notifications/tasks.py), named here so this module need not import them.
+DELIVER_TASK = "notifications.tasks.deliver"
+DELIVER_RQ = "notifications.tasks.deliver_rq"
+
+
 def enqueue(delivery_id: int, delay: float = 0) -> None:
     """Hand one delivery to the worker, after `delay` seconds. Never raises."""
     try:
         dispatch.enqueue(
-            "notifications.tasks.deliver",  # the Celery task, notifications/tasks.py
+            DELIVER_TASK,
             delivery_id,
-            rq_function="notifications.tasks.deliver_rq",
+            rq_function=DELIVER_RQ,
             inline=_start_inline,
             delay=delay,
         )

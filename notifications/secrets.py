@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+from django.core.exceptions import ValidationError
+
 from opsconsole import aws
 
 
@@ -21,6 +23,14 @@ def validate_reference(reference: str) -> str:
     if reference in ("env:", "secretsmanager:"):
         raise ValueError("Name the variable or the secret after the colon.")
     return reference
+
+
+def clean_secret_reference(channel) -> None:
+    """A channel kind's `clean` when its one setting is a secret reference (Slack, PagerDuty)."""
+    try:
+        channel.secret = validate_reference(channel.secret)
+    except ValueError as exc:
+        raise ValidationError({"secret": str(exc)}) from None
 
 
 def resolve(reference: str, region: str, role_arn: str = "") -> str:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from notifications.delivery import deliver, enqueue, notify
+from notifications.delivery import DELIVER_TASK, deliver, enqueue, notify
 from notifications.models import Delivery, DeliveryStatus
 from opsconsole.notices import current_notices
 
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 LOST_AFTER = timedelta(minutes=10)
 
 
-@shared_task(name="notifications.tasks.deliver", acks_late=True, ignore_result=True)
+@shared_task(name=DELIVER_TASK, acks_late=True, ignore_result=True)
 def deliver_task(delivery_id: int) -> str:
     return deliver(delivery_id)
 

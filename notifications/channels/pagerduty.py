@@ -4,19 +4,12 @@ success with the same dedup key resolves it."""
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
-
 from notifications import conf, sending
 from notifications.events import Event
 from notifications.messages import details
-from notifications.secrets import resolve, validate_reference
+from notifications.secrets import clean_secret_reference, resolve
 
-
-def clean(channel) -> None:
-    try:
-        channel.secret = validate_reference(channel.secret)
-    except ValueError as exc:
-        raise ValidationError({"secret": str(exc)}) from None
+clean = clean_secret_reference
 
 
 def payload(event: Event, environment: str, facts: dict, summary: str, at: str) -> dict:

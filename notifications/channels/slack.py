@@ -3,21 +3,15 @@ when sending); the message is a text with Block Kit sections of the event's fact
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
-
 from notifications import sending
 from notifications.events import Event
 from notifications.messages import details
-from notifications.secrets import resolve, validate_reference
+from notifications.secrets import clean_secret_reference, resolve
 
 ICONS = {"critical": ":rotating_light:", "error": ":x:", "warning": ":warning:", "info": ":information_source:"}
 
 
-def clean(channel) -> None:
-    try:
-        channel.secret = validate_reference(channel.secret)
-    except ValueError as exc:
-        raise ValidationError({"secret": str(exc)}) from None
+clean = clean_secret_reference
 
 
 def payload(event: Event, environment: str, facts: dict, summary: str, at: str) -> dict:

@@ -120,3 +120,14 @@ def test_a_kind_nobody_registered_is_refused_by_name(staging, notify_settings, r
     assert pending.last_error.startswith("There is no channel kind called 'pigeon'.")
     assert pending.attempt_count == 1
     assert len(receiver.to(SLACK_PATH)) == 1
+
+
+def test_the_queue_names_of_a_delivery_are_the_worker_s_own_entry_points():
+    """Deliveries are sent to the queue by name: the names must be the task and function workers run."""
+    from django.utils.module_loading import import_string
+
+    from notifications import delivery, tasks
+    from opsconsole.celery import app
+
+    assert app.tasks[delivery.DELIVER_TASK].name == tasks.deliver_task.name == delivery.DELIVER_TASK
+    assert import_string(delivery.DELIVER_RQ) is tasks.deliver_rq

@@ -9,13 +9,34 @@ MOVED = [("environment", "environments"), ("freezewindow", "environments"), ("ap
 
 
 def move_content_types(apps, schema_editor, old="deployments", forward=True):
-    """Keep the content types (admin history, permissions) with the models they name."""
+    """Keep the content types (admin history, permissions) with the models they name. If the new
+    app's row exists already (a post_migrate ran in between), what named the old row moves to it:
+    its permissions (and who holds them) and the admin's history; then the old row goes."""
     ContentType = apps.get_model("contenttypes", "ContentType")
+    Permission = apps.get_model("auth", "Permission")
+    LogEntry = apps.get_model("admin", "LogEntry")
     db = schema_editor.connection.alias
     for model, new in MOVED:
         source, target = (old, new) if forward else (new, old)
-        if not ContentType.objects.using(db).filter(app_label=target, model=model).exists():
-            ContentType.objects.using(db).filter(app_label=source, model=model).update(app_label=target)
+        stale = ContentType.objects.using(db).filter(app_label=source, model=model).first()
+        if stale is None:
+            continue
+        current = ContentType.objects.using(db).filter(app_label=target, model=model).first()
+        if current is None:
+            stale.app_label = target
+            stale.save(update_fields=["app_label"])
+            continue
+        for permission in Permission.objects.using(db).filter(content_type=stale):
+            twin = Permission.objects.using(db).filter(content_type=current, codename=permission.codename).first()
+            if twin is None:
+                permission.content_type = current
+                permission.save(update_fields=["content_type"])
+            else:
+                twin.user_set.add(*permission.user_set.all())
+                twin.group_set.add(*permission.group_set.all())
+                permission.delete()
+        LogEntry.objects.using(db).filter(content_type=stale).update(content_type=current)
+        stale.delete()
 
 
 def move_content_types_back(apps, schema_editor):
@@ -26,6 +47,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
+        ('auth', '0012_alter_user_first_name_max_length'),
+        ('admin', '0003_logentry_add_action_flag_choices'),
         ('access', '0002_environments_move_to_the_core'),
         ('backups', '0002_environments_move_to_the_core'),
         ('deployments', '0003_environment_prometheus_verification'),

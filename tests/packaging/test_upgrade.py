@@ -204,3 +204,43 @@ def test_content_types_follow_the_models_that_moved(fresh_database):
         ("runs", "approval"): before["approval"],
         ("deployments", "release"): before["release"],
     }
+
+
+def test_when_the_new_content_type_exists_already_the_old_one_s_grants_and_history_move_to_it(fresh_database):
+    """A post_migrate between the core's migration and deployments.0004 creates the new app's row
+    first: the old row's permission grants and admin history move to it, and the old row goes."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.auth.models import Permission, User
+    from django.contrib.contenttypes.models import ContentType
+
+    executor = MigrationExecutor(fresh_database)
+    executor.migrate(
+        [
+            ("deployments", "0003_environment_prometheus_verification"),
+            ("admin", "0003_logentry_add_action_flag_choices"),
+            ("auth", "0012_alter_user_first_name_max_length"),
+            ("contenttypes", "0002_remove_content_type_name"),
+        ]
+    )
+    rows = ContentType.objects.using(ALIAS)
+    stale, current = (
+        rows.create(app_label="deployments", model="environment"),
+        rows.create(app_label="environments", model="environment"),
+    )
+    grants = Permission.objects.using(ALIAS)
+    granted = grants.create(content_type=stale, codename="change_environment", name="Can change environment")
+    only_old = grants.create(content_type=stale, codename="freeze_environment", name="Can freeze environment")
+    twin = grants.create(content_type=current, codename="change_environment", name="Can change environment")
+    user = User.objects.db_manager(ALIAS).create_user("ada")
+    user.user_permissions.add(granted, only_old)
+    entry = LogEntry.objects.using(ALIAS).create(
+        user=user, content_type=stale, object_id="1", object_repr="staging", action_flag=2
+    )
+
+    executor = MigrationExecutor(fresh_database)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert not rows.filter(pk=stale.pk).exists()
+    assert set(user.user_permissions.values_list("pk", flat=True)) == {twin.pk, only_old.pk}
+    assert grants.get(pk=only_old.pk).content_type_id == current.pk
+    assert LogEntry.objects.using(ALIAS).get(pk=entry.pk).content_type_id == current.pk

@@ -30,8 +30,16 @@ def workspace_of(environment) -> Workspace:
 
 
 def request_plan(environment, principal) -> Run:
+    if not allowed(principal, Action.DEPLOY, environment):
+        raise NotPermitted(f"You may not plan Terraform changes to {environment}.")
     workspace = workspace_of(environment)
-    return launch("terraform.plan", principal=principal, environment=environment, params=workspace_params(workspace))
+    return launch(
+        "terraform.plan",
+        principal=principal,
+        environment=environment,
+        params=workspace_params(workspace),
+        check_permission=False,
+    )
 
 
 def request_apply(plan: Plan, principal) -> Run:
@@ -47,7 +55,12 @@ def request_apply(plan: Plan, principal) -> Run:
         raise Refused(f"Run #{pending.pk} already applies this plan.", "already_requested")
     params = {**workspace_params(plan.workspace), "plan_run": plan.run_id}
     return launch(
-        "terraform.apply", principal=principal, environment=environment, params=params, awaiting_approval=True
+        "terraform.apply",
+        principal=principal,
+        environment=environment,
+        params=params,
+        awaiting_approval=True,
+        check_permission=False,
     )
 
 

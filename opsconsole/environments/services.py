@@ -12,6 +12,7 @@ from opsconsole.access.permissions import allowed, visible_environment_ids
 from opsconsole.audit.log import record
 from opsconsole.environments.models import Environment
 from opsconsole.runs.models import EnvironmentLock, LockHeld
+from opsconsole.runs.runner import dispatch_next_waiting
 from opsconsole.runs.services import NotPermitted, Refused, principal_name, signed_in_user
 
 ChangeBlocker = Callable[[Environment], None]
@@ -68,8 +69,6 @@ def lock(environment: Environment, principal, reason: str) -> EnvironmentLock:
 
 def unlock(environment: Environment, principal) -> None:
     """Release a lock held by hand (a run's own lock ends with the run) and start what waited."""
-    from opsconsole.runs.runner import dispatch_next_waiting
-
     if not allowed(principal, Action.DEPLOY, environment):
         raise NotPermitted(f"You may not unlock {environment}.")
     with transaction.atomic():

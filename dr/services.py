@@ -35,7 +35,6 @@ from opsconsole.runs.services import NotPermitted, Refused, launch, person_of, p
 DR_KINDS = tuple(RUN_KINDS.values())
 
 
-
 def may_dr(principal, environment) -> bool:
     """The principal holds `dr` here, and so does the person behind it (a token's owner)."""
     person = person_of(principal)

@@ -428,14 +428,18 @@ ROWS = "Check the tables hold rows"
 DROP = "Drop the scratch database"
 
 
-def validate_verify(params: dict) -> dict:
+def validate_verify(params: dict, environment) -> dict:
+    """Optionally one backup of the run's environment to test (default: its newest dump)."""
     backup = params.get("backup")
     if backup in (None, ""):
         return {}
     try:
-        return {"backup": int(backup)}
+        backup = int(backup)
     except (TypeError, ValueError):
         raise ValueError("backup must be a backup id.") from None
+    if not Backup.objects.filter(pk=backup, environment=environment).exists():
+        raise ValueError(f"There is no backup #{backup} in {environment}.")
+    return {"backup": backup}
 
 
 def verify_notifies(previous: str | None, status: str, result: dict) -> str | None:
@@ -496,7 +500,13 @@ def verify(ctx: RunContext) -> dict:
 
 # --- Restore -------------------------------------------------------------------------------------
 @run_kind(
-    "backups.restore", "Restore a backup", action=Action.BACKUP, locks_environment=True, validate=validate_restore
+    "backups.restore",
+    "Restore a backup",
+    action=Action.BACKUP,
+    locks_environment=True,
+    validate=validate_restore,
+    # The target's name typed twice is checked by backups.services.request_restore.
+    only_through="the Backups page's Restore… form, which asks for the target's name twice",
 )
 def restore(ctx: RunContext) -> dict:
     p = ctx.params

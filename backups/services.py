@@ -21,7 +21,7 @@ from backups.postgres import check_database_name
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed
 from opsconsole.runs.models import ACTIVE, Run
-from opsconsole.runs.services import NotPermitted, Refused, launch, principal_name
+from opsconsole.runs.services import NotPermitted, Refused, launch, principal_name, through_service
 
 POLICY_TASK = "backups.tasks.run_policy"
 WARNING_FRACTION = 0.8  # an age past 80% of the RPO target shows as a warning
@@ -74,16 +74,17 @@ def next_run(policy: BackupPolicy, now: datetime | None = None) -> datetime | No
 
 # --- Starting runs ------------------------------------------------------------------------------
 def policy_validator(kind: str):
-    """The run kind's validate(): `{"policy": id}` becomes the policy's copied definition."""
+    """The run kind's validate(): `{"policy": id}`, a policy of the run's environment, becomes the
+    policy's copied definition (a caller never supplies the definition itself)."""
 
-    def validate(params: dict) -> dict:
+    def validate(params: dict, environment) -> dict:
         try:
             policy_id = int(params.get("policy"))
         except (TypeError, ValueError):
             raise ValueError("Name the backup policy to run (params.policy).") from None
         policy = BackupPolicy.objects.select_related("environment").filter(pk=policy_id).first()
-        if policy is None:
-            raise ValueError(f"There is no backup policy #{policy_id}.")
+        if policy is None or environment is None or policy.environment_id != environment.pk:
+            raise ValueError(f"There is no backup policy #{policy_id} in {environment}.")
         if policy.kind != kind:
             raise ValueError(f"Policy {policy.name} makes {policy.get_kind_display()} backups, not {kind}.")
         return policy.definition()
@@ -161,11 +162,11 @@ def restore_refusal(backup: Backup, target: str) -> str | None:
     return f"Restoring a {backup.get_kind_display()} is not supported by the console yet (see docs/backups.md)."
 
 
-def validate_restore(params: dict) -> dict:
+def validate_restore(params: dict, environment) -> dict:
     try:
-        backup = Backup.objects.select_related("policy").get(pk=int(params.get("backup")))
+        backup = Backup.objects.select_related("policy").get(pk=int(params.get("backup")), environment=environment)
     except (TypeError, ValueError, Backup.DoesNotExist):
-        raise ValueError("Name an existing backup to restore (params.backup).") from None
+        raise ValueError(f"Name an existing backup of {environment} to restore (params.backup).") from None
     target = str(params.get("target", "")).strip()
     refusal = restore_refusal(backup, target)
     if refusal:
@@ -196,7 +197,7 @@ def request_restore(backup: Backup, principal, target: str, confirmation: str) -
         raise Refused("Name the new database or instance to restore into.")
     if (confirmation or "").strip() != target:
         raise Refused(f"Type the target name ({target}) exactly to confirm the restore.")
-    with transaction.atomic():
+    with transaction.atomic(), through_service():
         run = launch(
             "backups.restore",
             principal=principal,

@@ -328,7 +328,15 @@ def rollback_notifies(previous: str | None, status: str, result: dict) -> str | 
     return "deploy.rolled_back" if status == Status.SUCCEEDED else deploy_notifies(previous, status, result)
 
 
-@run_kind("deployments.deploy", "Deploy", action="deploy", notifies=deploy_notifies)
+# Deploys and rollbacks start only through deployments.services: the release, the freeze window,
+# the lock, the approvals and the definition copied from the environment are checked there.
+@run_kind(
+    "deployments.deploy",
+    "Deploy",
+    action="deploy",
+    only_through="the environment's Deploy button or POST /api/v1/environments/<name>/deploy",
+    notifies=deploy_notifies,
+)
 def deploy(ctx: RunContext) -> dict:
     refuse_if_blocked(ctx)
     return Deploy(ctx).run(migrate=True)
@@ -367,7 +375,13 @@ def warn_about_newer_migrations(ctx: RunContext, deployment: Deployment) -> None
         )
 
 
-@run_kind("deployments.rollback", "Rollback", action="deploy", notifies=rollback_notifies)
+@run_kind(
+    "deployments.rollback",
+    "Rollback",
+    action="deploy",
+    only_through="the environment's Roll back button or POST /api/v1/environments/<name>/rollback",
+    notifies=rollback_notifies,
+)
 def rollback(ctx: RunContext) -> dict:
     """Deploy an earlier good release again, without migrations, then lock the environment."""
     refuse_if_blocked(ctx)

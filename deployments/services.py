@@ -14,7 +14,7 @@ from opsconsole.environments.models import Environment, Strategy
 from opsconsole.environments.services import check_blockers
 from opsconsole.runs.approvals import environment_approvals_met, expire_if_due, vote
 from opsconsole.runs.models import ACTIVE, EnvironmentLock, Run, Status
-from opsconsole.runs.services import NotPermitted, Refused, launch, principal_name, signed_in_user
+from opsconsole.runs.services import NotPermitted, Refused, launch, principal_name, signed_in_user, through_service
 
 DEPLOY_KINDS = ("deployments.deploy", "deployments.rollback")
 
@@ -168,7 +168,7 @@ def _launch_deployment(
         "release": {"id": release.pk, "tag": release.tag, "digest": release.digest, "image": release.image},
         "previous_release_id": environment.live_release_id,
     }
-    with transaction.atomic():
+    with transaction.atomic(), through_service():
         run = launch(
             kind_name,
             principal=principal,

@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from deployments import ecs
 from dr import aws as draws
-from dr import guard
 from dr import terraform as drterraform
 from dr.models import DROperation, DRPlan, Operation, Site
 from opsconsole import aws
@@ -239,6 +238,10 @@ def _set_site(plan_id: int, site: str) -> None:
     DRPlan.objects.filter(pk=plan_id).update(active_site=site)
 
 
+# DR runs start only through dr.services (the typed name, the reason, a second person's approval).
+DR_DOOR = "the DR page or POST /api/v1/dr/<environment>/<operation>, then a second DR operator's approval"
+
+
 def dr_notifies(previous: str | None, status: str, result: dict) -> str | None:
     """The notification events of a DR operation: requested (it is created awaiting a second
     approval), approved, and completed whatever its outcome."""
@@ -263,7 +266,7 @@ def dr_notify_facts(run: Run) -> dict:
     "dr.failover",
     "DR failover",
     action=Action.DR,
-    validate=guard.validate,
+    only_through=DR_DOOR,
     notifies=dr_notifies,
     notify_facts=dr_notify_facts,
 )
@@ -287,7 +290,7 @@ def failover(ctx: RunContext) -> dict:
     "DR drill",
     action=Action.DR,
     locks_environment=False,
-    validate=guard.validate,
+    only_through=DR_DOOR,
     notifies=dr_notifies,
     notify_facts=dr_notify_facts,
 )
@@ -354,7 +357,7 @@ def _teardown(job: DRJob, instance: str, service: str) -> None:
     "dr.failback",
     "DR failback",
     action=Action.DR,
-    validate=guard.validate,
+    only_through=DR_DOOR,
     notifies=dr_notifies,
     notify_facts=dr_notify_facts,
 )

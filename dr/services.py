@@ -19,7 +19,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from dr import terraform as drterraform
-from dr.guard import guarded_launch
 from dr.models import RUN_KINDS, DROperation, DRPlan, Operation, Site
 from opsconsole.access.models import Action, ApiToken
 from opsconsole.access.permissions import allowed
@@ -30,7 +29,15 @@ from opsconsole.runs.context import append_event
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue
 from opsconsole.runs.models import ACTIVE, EnvironmentLock, Level, Run, Status
 from opsconsole.runs.registry import UnknownRunKind, get_kind
-from opsconsole.runs.services import NotPermitted, Refused, launch, person_of, principal_name, signed_in_user
+from opsconsole.runs.services import (
+    NotPermitted,
+    Refused,
+    launch,
+    person_of,
+    principal_name,
+    signed_in_user,
+    through_service,
+)
 
 DR_KINDS = tuple(RUN_KINDS.values())
 
@@ -109,7 +116,7 @@ def _launch(plan: DRPlan, principal, operation: str, reason: str, resumes: DROpe
     }
     if isinstance(principal, ApiToken):
         params["requested_for"] = principal.created_by.get_username()
-    with transaction.atomic(), guarded_launch():
+    with transaction.atomic(), through_service():
         run = launch(
             RUN_KINDS[operation],
             principal=principal,

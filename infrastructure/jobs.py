@@ -72,6 +72,8 @@ class TerraformJob:
         self.ctx = ctx
         self.p = ctx.params
         self.workspace = Workspace.objects.select_related("environment").get(pk=self.p["workspace"])
+        if self.workspace.environment_id != ctx.run.environment_id:
+            raise RunFailed(f"Workspace {self.workspace.name} is not {ctx.run.environment}'s; nothing was run.")
         name = self.p["workspace_name"]
         try:
             self.session = conf.session(self.p, name, name, on_line=self.log_line, should_stop=self.should_stop)
@@ -120,10 +122,29 @@ class TerraformJob:
         return [f"-var-file={self.p['var_file']}"] if self.p.get("var_file") else []
 
 
-def validate_workspace_params(params: dict) -> dict:
-    if not isinstance(params.get("workspace"), int) or not Workspace.objects.filter(pk=params["workspace"]).exists():
-        raise ValueError("No Terraform workspace is configured for this environment.")
-    return params
+def validate_workspace_params(params: dict, environment) -> dict:
+    """A plan or drift check takes nothing from its caller: the workspace, its var file, backend
+    config and secret variables are the run's environment's own, copied from its Workspace."""
+    if params:
+        raise ValueError(
+            f"A Terraform run takes no parameters ({', '.join(sorted(map(str, params)))} given): its workspace, "
+            "var file, backend config and secret variables are the environment's own."
+        )
+    workspace = Workspace.objects.select_related("environment").filter(environment=environment).first()
+    if workspace is None:
+        raise ValueError(f"{environment} has no Terraform workspace; an admin adds one first.")
+    return workspace_params(workspace)
+
+
+def validate_apply_params(params: dict, environment) -> dict:
+    """An apply takes one thing, the saved plan it applies, which must be a plan of this environment."""
+    plan_run = params.get("plan_run")
+    if set(params) != {"plan_run"} or not isinstance(plan_run, int) or isinstance(plan_run, bool):
+        raise ValueError("A Terraform apply takes the run id of its saved plan (plan_run) and nothing else.")
+    plan = Plan.objects.select_related("workspace").filter(run_id=plan_run).first()
+    if plan is None or environment is None or plan.workspace.environment_id != environment.pk:
+        raise ValueError(f"There is no saved plan from run #{plan_run} in {environment}.")
+    return {**workspace_params(plan.workspace), "plan_run": plan_run}
 
 
 def plan_file_for(run_id: int) -> Path:
@@ -226,7 +247,9 @@ def terraform_drift(ctx: RunContext) -> dict:
     "terraform.apply",
     "Terraform apply",
     action=Action.DEPLOY,
-    validate=validate_workspace_params,
+    validate=validate_apply_params,
+    # Another person's approval of exactly this saved plan is asked for by infrastructure.services.
+    only_through="the Infrastructure page's Apply button, which asks another person to approve the saved plan",
 )
 def terraform_apply(ctx: RunContext) -> dict:
     job = TerraformJob(ctx)

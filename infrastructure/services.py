@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from infrastructure.jobs import workspace_params
 from infrastructure.models import Plan, Workspace
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed
 from opsconsole.runs.approvals import environment_approvals_met, expire_if_due, vote
 from opsconsole.runs.models import ACTIVE, Run, Status
-from opsconsole.runs.services import NotPermitted, Refused, launch, person_of, signed_in_user
+from opsconsole.runs.services import NotPermitted, Refused, launch, person_of, signed_in_user, through_service
 
 TERRAFORM_KINDS = ("terraform.plan", "terraform.apply", "terraform.drift")
 
@@ -32,14 +31,8 @@ def workspace_of(environment) -> Workspace:
 def request_plan(environment, principal) -> Run:
     if not allowed(principal, Action.DEPLOY, environment):
         raise NotPermitted(f"You may not plan Terraform changes to {environment}.")
-    workspace = workspace_of(environment)
-    return launch(
-        "terraform.plan",
-        principal=principal,
-        environment=environment,
-        params=workspace_params(workspace),
-        check_permission=False,
-    )
+    workspace_of(environment)  # refuses clearly when there is none
+    return launch("terraform.plan", principal=principal, environment=environment, check_permission=False)
 
 
 def request_apply(plan: Plan, principal) -> Run:
@@ -53,15 +46,15 @@ def request_apply(plan: Plan, principal) -> Run:
     pending = plan.apply_runs().filter(status__in=ACTIVE).first()
     if pending is not None:
         raise Refused(f"Run #{pending.pk} already applies this plan.", "already_requested")
-    params = {**workspace_params(plan.workspace), "plan_run": plan.run_id}
-    return launch(
-        "terraform.apply",
-        principal=principal,
-        environment=environment,
-        params=params,
-        awaiting_approval=True,
-        check_permission=False,
-    )
+    with through_service():
+        return launch(
+            "terraform.apply",
+            principal=principal,
+            environment=environment,
+            params={"plan_run": plan.run_id},
+            awaiting_approval=True,
+            check_permission=False,
+        )
 
 
 def decide(run: Run, principal, decision: str, comment: str = "") -> Run:
@@ -116,7 +109,6 @@ def launch_drift_checks() -> list[Run]:
                     "terraform.drift",
                     principal=None,
                     environment=workspace.environment,
-                    params=workspace_params(workspace),
                     check_permission=False,
                 )
             )

@@ -11,7 +11,7 @@ from opsconsole.runs.registry import EnvironmentUse, run_kind
 MAX_LINES = 50_000
 
 
-def validate_selftest(params: dict) -> dict:
+def validate_selftest(params: dict, environment=None) -> dict:
     try:
         lines = int(params.get("lines", 20))
         delay_ms = int(params.get("delay_ms", 100))

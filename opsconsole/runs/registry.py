@@ -1,7 +1,17 @@
 """The run kinds the console knows. Apps register theirs with @run_kind in their AppConfig.ready.
 
-A kind names the job function, the permission needed to start it, whether it needs an
-environment and whether it takes the environment's lock while it runs. It may also say what its
+A kind is its launch contract, declared next to its job, which launch() enforces whatever the
+door (page, dedicated API, generic runs API, CLI, schedule):
+- `action`: the permission that starts it;
+- `environment`: whether it needs one; `locks_environment`: whether it takes its lock while it runs;
+- `validate(params, environment)`: turns what a caller may choose into the run's parameters, built
+  on the server from the environment's own definitions (its workspace, a policy or backup of this
+  environment), refusing anything else with a ValueError that tells the caller what to do;
+- `only_through`: for a kind whose guarantees live in its app's service (approvals, typed
+  confirmation, re-authentication), the door that starts it, e.g. "the environment's Deploy
+  button or POST /api/v1/environments/<name>/deploy"; the generic doors are refused and name it.
+
+It may also say what its
 runs tell the outside world (the notifications app asks): `notifies(previous, status, result)`
 names the event a change of status raises (previous is None when the run is created; result is
 {} until the run has ended), and `notify_facts(run)` adds what a message about it should say.
@@ -29,7 +39,8 @@ class RunKind:
     action: str = "run"
     environment: EnvironmentUse = EnvironmentUse.REQUIRED
     locks_environment: bool = True
-    validate: Callable[[dict], dict] | None = None
+    validate: Callable[[dict, Any], dict] | None = None
+    only_through: str = ""
     notifies: Callable[[str | None, str, dict], str | None] | None = None
     notify_facts: Callable[[Any], dict] | None = None
 

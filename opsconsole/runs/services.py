@@ -6,6 +6,9 @@ commit. Every user-caused error raises Refused with a clear message and changes 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
@@ -53,6 +56,20 @@ def person_of(principal):
     return signed_in_user(principal)
 
 
+_through_service: ContextVar[bool] = ContextVar("launch_through_service", default=False)
+
+
+@contextmanager
+def through_service():
+    """Opened by an app's service around its launch() of a kind that starts `only_through` it:
+    the service has enforced what the generic doors cannot (approvals, typed confirmation)."""
+    token = _through_service.set(True)
+    try:
+        yield
+    finally:
+        _through_service.reset(token)
+
+
 def launch(
     kind_name: str,
     *,
@@ -62,7 +79,8 @@ def launch(
     awaiting_approval: bool = False,
     check_permission: bool = True,
 ) -> Run:
-    """Create a run of `kind_name` and queue it (or leave it awaiting approval)."""
+    """Create a run of `kind_name` and queue it (or leave it awaiting approval), as its contract
+    says (opsconsole/runs/registry.py)."""
     try:
         kind = get_kind(kind_name)
     except UnknownRunKind as exc:
@@ -71,13 +89,15 @@ def launch(
         raise Refused(f"{kind.label} needs an environment.", "environment_required")
     if kind.environment is EnvironmentUse.NONE and environment is not None:
         raise Refused(f"{kind.label} does not take an environment.", "no_environment")
+    if kind.only_through and not _through_service.get():
+        raise Refused(f"{kind.label} starts only through {kind.only_through}; nothing was started.", "use_service")
     if check_permission and not allowed(principal, kind.action, environment):
         where = f" in {environment}" if environment is not None else ""
         raise NotPermitted(f"You do not have permission to start {kind.label}{where}.")
     params = dict(params or {})
     if kind.validate is not None:
         try:
-            params = kind.validate(params)
+            params = kind.validate(params, environment)
         except ValueError as exc:
             raise Refused(str(exc), "invalid") from None
     if not awaiting_approval:

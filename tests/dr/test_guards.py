@@ -215,7 +215,8 @@ def test_the_generic_run_api_cannot_start_a_dr_run(plan, users, settings):
             HTTP_AUTHORIZATION=f"Bearer {secret}",
         )
         assert response.status_code == 400, response.content
-        assert "DR runs start only from the DR page" in response.json()["error"]
+        assert response.json()["code"] == "use_service"
+        assert "starts only through the DR page" in response.json()["error"]
     assert not Run.objects.exists()
 
 

@@ -1,7 +1,8 @@
-"""Start any run kind from the command line; it creates the same Run the UI would.
+"""Start a run from the command line; it creates the same Run the UI would, under the kind's launch
+contract (deploys, applies, restores and DR runs start only through their own pages and APIs).
 
 python manage.py start_run maintenance.selftest --param lines=5 --wait
-python manage.py start_run deployments.deploy --environment staging --as alice --wait
+python manage.py start_run terraform.plan --environment staging --as alice --wait
 """
 
 from __future__ import annotations

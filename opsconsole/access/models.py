@@ -114,7 +114,14 @@ class ApiToken(models.Model):
 
     @classmethod
     def authenticate(cls, raw: str) -> ApiToken | None:
-        token = cls.objects.active().filter(token_hash=hash_token(raw)).first()
+        """The live token with this value; a token whose owner was deactivated stops working."""
+        token = (
+            cls.objects.active()
+            .select_related("created_by")
+            .filter(token_hash=hash_token(raw))
+            .filter(models.Q(created_by=None) | models.Q(created_by__is_active=True))
+            .first()
+        )
         if token is not None:
             cls.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         return token

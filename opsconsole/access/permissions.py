@@ -1,7 +1,10 @@
 """The one permission helper every view and API endpoint uses.
 
 A principal is either a user (roles held as RoleBinding rows) or an API token (scopes plus an
-optional list of environments). `allowed(principal, action, environment)` answers; `require`
+optional list of environments). A token acts for its owner: it may do what both its scopes and
+its owner's roles allow now, so an owner who loses a role (or is deactivated) takes it from their
+tokens at once. A token without an owner (made in the admin or a shell) has its scopes alone.
+`allowed(principal, action, environment)` answers; `require`
 raises PermissionDenied with a message the user understands.
 """
 
@@ -49,8 +52,11 @@ def allowed(principal, action: str, environment=None) -> bool:
             return False
         env_ids = _token_environment_ids(principal)
         if environment is None:
-            return not env_ids or action != Action.ADMIN
-        return not env_ids or environment.pk in env_ids
+            by_scope = not env_ids or action != Action.ADMIN
+        else:
+            by_scope = not env_ids or environment.pk in env_ids
+        owner = principal.created_by
+        return by_scope and (owner is None or allowed(owner, action, environment))
     if not principal.is_authenticated or not principal.is_active:
         return False
     if principal.is_superuser:
@@ -79,7 +85,13 @@ def visible_environment_ids(principal) -> set[int] | None:
     if isinstance(principal, ApiToken):
         if "view" not in principal.scopes:
             return set()
-        return _token_environment_ids(principal) or None
+        scoped = _token_environment_ids(principal) or None
+        if principal.created_by is None:
+            return scoped
+        owners = visible_environment_ids(principal.created_by)
+        if scoped is None or owners is None:
+            return owners if scoped is None else scoped
+        return scoped & owners
     if principal.is_superuser:
         return None
     grants = _user_grants(principal)

@@ -181,6 +181,16 @@ class DROperation(models.Model):
             return "This run was never approved; request it again.", "not_approved"
         if self.resumed_by.exists():
             return "This run was already resumed; resume the latest attempt.", "already_resumed"
+        if self.run.status == Status.CANCELED:
+            # Someone decided to stop it: going on again needs the second person again, unless
+            # that person's approval is still as fresh as a new one would have to be.
+            window = timedelta(minutes=self.plan.approval_window_minutes)
+            if timezone.now() - self.approved_at > window:
+                return (
+                    f"This run was canceled and its approval is older than the plan's approval window "
+                    f"({self.plan.approval_window_minutes} min); request it again for a second person's approval.",
+                    "approval_expired",
+                )
         return None
 
     def can_resume(self) -> bool:

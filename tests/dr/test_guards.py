@@ -228,3 +228,30 @@ def test_a_dr_run_without_an_approved_operation_does_nothing(plan, operators):
     runner.execute(run.pk)
     run.refresh_from_db()
     assert run.status == Status.FAILED and "not requested and approved" in run.error
+
+
+def test_a_canceled_run_resumes_alone_only_while_its_approval_is_fresh(plan, operators, queued):
+    """Canceled, then resumed by its requester alone much later: the old approval no longer
+    speaks for a second person. Within the approval window it still does; a failed run (an
+    incident in progress, not a decision to stop) resumes on its approval whatever its age."""
+    run = ask(plan, operators["dora"])
+    with mock.patch("opsconsole.runs.approvals.dispatch_safely"):
+        services.decide(run, operators["dave"], "approve")
+    operation = DROperation.objects.get(run=run)
+    Run.objects.filter(pk=run.pk).update(status=Status.CANCELED)
+    DROperation.objects.filter(pk=operation.pk).update(approved_at=timezone.now() - timedelta(minutes=31))
+    operation.refresh_from_db()
+    with pytest.raises(services.Refused) as refused:
+        services.resume(operation, operators["dora"])
+    assert refused.value.code == "approval_expired"
+    assert "request it again" in str(refused.value)
+    assert Run.objects.count() == 1
+
+    DROperation.objects.filter(pk=operation.pk).update(approved_at=timezone.now() - timedelta(minutes=5))
+    operation.refresh_from_db()
+    assert operation.can_resume()
+
+    Run.objects.filter(pk=run.pk).update(status=Status.FAILED)
+    DROperation.objects.filter(pk=operation.pk).update(approved_at=timezone.now() - timedelta(hours=5))
+    operation.refresh_from_db()
+    assert operation.can_resume()

@@ -49,8 +49,20 @@ class EventWriter:
             text = text.replace(secret, "********")
         return text
 
+    def redact_data(self, value):
+        """The same, through every string of an event's data (Terraform's diagnostics, a diff)."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {key: self.redact_data(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redact_data(item) for item in value]
+        return value
+
     def write(self, message: str, level: str = Level.INFO, data: dict | None = None) -> RunEvent:
         message = self.redact(message)
+        if data and self.secrets:
+            data = self.redact_data(data)
         with self._lock:
             if self.lost:
                 # Say so where the gap is, so that a reader knows the log is not whole.

@@ -81,7 +81,7 @@ def _run_job(run: Run, kind, writer: EventWriter) -> None:
     except Canceled:
         _finish(run, writer, Status.CANCELED, "Canceled at the operator's request.", Level.WARNING)
     except RunFailed as failure:
-        _finish(run, writer, Status.FAILED, str(failure), Level.ERROR, error=str(failure))
+        _finish(run, writer, Status.FAILED, str(failure), Level.ERROR, error=writer.redact(str(failure)))
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
         if is_connection_error(exc):

@@ -146,6 +146,30 @@ def test_secrets_registered_by_a_job_never_reach_its_events(users):
     assert not AuditEvent.objects.filter(details__icontains="hunter2").exists()
 
 
+@pytest.mark.parametrize("ending", ["failed", "data"])
+def test_a_secret_never_reaches_event_data_or_a_failed_run_s_error(users, ending):
+    from opsconsole.runs import registry
+    from opsconsole.runs.context import RunFailed
+
+    def leaky(ctx):
+        ctx.add_secret("hunter2-s3cr3t")
+        ctx.log.info("diagnostic", extra={"data": {"diagnostic": {"detail": ["var = hunter2-s3cr3t"]}}})
+        if ending == "failed":
+            raise RunFailed("terraform said: hunter2-s3cr3t is wrong")
+
+    registry.REGISTRY["test.leaky_data"] = registry.RunKind(
+        "test.leaky_data", "Leaky data", leaky, environment=registry.EnvironmentUse.NONE
+    )
+    try:
+        run = launch("test.leaky_data", principal=users["admin"])
+    finally:
+        del registry.REGISTRY["test.leaky_data"]
+    run.refresh_from_db()
+    assert run.status == (Status.FAILED if ending == "failed" else Status.SUCCEEDED)
+    assert not [event.data for event in run.events.all() if "hunter2" in str(event.data)]
+    assert "hunter2" not in run.error and "********" in str(run.events.get(message="diagnostic").data)
+
+
 def test_bad_parameters_are_refused_and_change_nothing(users):
     before = (Run.objects.count(), AuditEvent.objects.count())
     with pytest.raises(Refused, match="lines must be between 1 and 50000"):

@@ -1,5 +1,7 @@
 """The runner on the inline queue: claim, log, finish, fail, error, cancel, duplicate delivery."""
 
+from unittest import mock
+
 import pytest
 
 from opsconsole.audit.models import AuditEvent
@@ -214,3 +216,40 @@ def test_a_rolled_back_run_whose_first_end_write_failed_still_ends_rolled_back(s
     messages = list(run.events.values_list("message", flat=True))
     assert "Rolled back." in messages
     assert not any(m.startswith("Could not record the outcome") for m in messages)
+
+
+def test_a_slow_selftest_stops_during_a_line_s_wait_when_canceled(users, settings):
+    """Ten seconds a line: a cancel is noticed inside the first line's wait, not after it."""
+    import threading
+
+    from django.db import connection
+
+    settings.OPSCONSOLE_QUEUE = "celery"
+    with (
+        mock.patch("opsconsole.runs.services.check_queue"),
+        mock.patch("opsconsole.runs.dispatch.dispatch"),
+    ):
+        run = launch("maintenance.selftest", principal=users["admin"], params={"lines": 3, "delay_ms": 10_000})
+
+    def work():
+        try:
+            runner.execute(run.pk)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    while worker.is_alive() and not run.events.filter(message="self-test line 1 of 3").exists():
+        worker.join(0.05)
+    cancel(run, users["admin"])
+    worker.join(8)  # well inside the first line's ten seconds
+    assert not worker.is_alive()
+    run.refresh_from_db()
+    assert run.status == Status.CANCELED
+    assert not run.events.filter(message="self-test line 2 of 3").exists()
+
+
+def test_a_selftest_is_bounded_to_an_hour(users):
+    with pytest.raises(Refused, match="a self-test runs an hour at most"):
+        launch("maintenance.selftest", principal=users["admin"], params={"lines": 50_000, "delay_ms": 100})
+    assert not Run.objects.exists()

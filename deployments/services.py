@@ -86,15 +86,7 @@ def _check_can_change(environment: Environment, principal, action: str, override
     lock = EnvironmentLock.objects.filter(environment=environment).first()
     if lock is not None:
         raise Refused(f"{environment} is locked by {lock.describe()}. Unlock it first.", "locked")
-    # Another deploy or rollback in flight is a conflict; other runs (a backup, a Terraform plan)
-    # only serialise with it through the environment lock: the deploy waits in the queue.
-    active = (
-        Run.objects.filter(environment=environment, status__in=ACTIVE, kind__in=DEPLOY_KINDS).order_by("id").first()
-    )
-    if active is not None:
-        raise Refused(
-            f"Run #{active.pk} ({active.kind}) is still {active.get_status_display().lower()} on {environment}.", "busy"
-        )
+    _refuse_if_busy(environment)
     freeze = environment.active_freeze()
     if freeze is None:
         return ""
@@ -159,6 +151,18 @@ def request_rollback(environment: Environment, release: Release, principal, *, o
     )
 
 
+def _refuse_if_busy(environment: Environment) -> None:
+    """Another deploy or rollback in flight is a conflict; other runs (a backup, a Terraform plan)
+    only serialise with it through the environment lock: the deploy waits in the queue."""
+    active = (
+        Run.objects.filter(environment=environment, status__in=ACTIVE, kind__in=DEPLOY_KINDS).order_by("id").first()
+    )
+    if active is not None:
+        raise Refused(
+            f"Run #{active.pk} ({active.kind}) is still {active.get_status_display().lower()} on {environment}.", "busy"
+        )
+
+
 def _launch_deployment(
     kind_name: str, kind: str, environment: Environment, release: Release, principal, override: str
 ) -> Run:
@@ -169,6 +173,10 @@ def _launch_deployment(
         "previous_release_id": environment.live_release_id,
     }
     with transaction.atomic(), through_service():
+        # Requests for one environment take turns here, so two at once (a double submit, a
+        # retrying client) make one run and a clear "busy" for the other.
+        Environment.objects.select_for_update().filter(pk=environment.pk).first()
+        _refuse_if_busy(environment)
         run = launch(
             kind_name,
             principal=principal,

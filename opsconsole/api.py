@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
+from django.views.defaults import server_error as default_server_error
 
 from opsconsole.access.permissions import principal_of
 
@@ -69,6 +70,34 @@ def not_found(request, exception=None):
     return page_not_found(request, exception)
 
 
+def server_error(request):
+    """The 500 handler (urls.handler500): JSON under /api/, the ordinary page everywhere else."""
+    if request.path.startswith("/api/"):
+        return error(
+            500, "The console failed to answer; nothing may have changed. The error is logged.", "server_error"
+        )
+    return default_server_error(request)
+
+
+def _unstorable(value, where: str = "body") -> str:
+    """The first place in a JSON value holding a character no text column can store (a NUL byte
+    or a lone UTF-16 surrogate), or ""."""
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
+            return where
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable(key, where) or _unstorable(item, f"{where}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _unstorable(item, f"{where}[{index}]")
+            if found:
+                return found
+    return ""
+
+
 def _depth(value, level: int = 0) -> int:
     if level > MAX_JSON_DEPTH:
         return level
@@ -97,6 +126,9 @@ def json_body(request) -> dict:
         raise BadRequest("The request body must be a JSON object.")
     if _depth(body) > MAX_JSON_DEPTH:
         raise BadRequest(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.")
+    where = _unstorable(body)
+    if where:
+        raise BadRequest(f"{where} holds a NUL byte or a lone UTF-16 surrogate, which cannot be stored.", "invalid")
     return body
 
 

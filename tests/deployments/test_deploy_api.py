@@ -220,7 +220,7 @@ def test_the_openapi_document_describes_every_api_route(client, token):
     assert document["openapi"].startswith("3.")
     routes = {str(p.pattern) for p in get_resolver().url_patterns if str(p.pattern).startswith("api/v1/")}
     documented = {
-        path.lstrip("/").replace("{run_id}", "<int:run_id>").replace("{name}", "<slug:name>")
+        path.lstrip("/").replace("{run_id}", "<id:run_id>").replace("{name}", "<slug:name>")
         for path in document["paths"]
     } | {"api/v1/openapi.json"}
     assert routes == documented

@@ -106,7 +106,7 @@ def test_the_document_is_served_and_lists_every_api_route(live_server, token):
     ).json()
     documented = {path.removeprefix("/") for path in document["paths"]}
     routes = {
-        route.replace("<slug:name>", "{name}").replace("<int:run_id>", "{run_id}")
+        route.replace("<slug:name>", "{name}").replace("<id:run_id>", "{run_id}")
         for route in ROUTES
         if route.startswith("api/v1/") and route != "api/v1/openapi.json"
     }

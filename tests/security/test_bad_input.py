@@ -70,9 +70,9 @@ def marked_world(world):
         ends_at=timezone.now() + timedelta(hours=1),
         reason=payload("freeze"),
     )
-    pending = Run.objects.get(pk=world["run_for"]["environments/<slug:name>/runs/<int:run_id>/decide/"])
+    pending = Run.objects.get(pk=world["run_for"]["environments/<slug:name>/runs/<id:run_id>/decide/"])
     Approval.objects.create(run=pending, user=world["users"]["approver"], decision="reject", comment=payload("comment"))
-    DROperation.objects.filter(run_id=world["run_for"]["dr/<slug:name>/runs/<int:run_id>/decide/"]).update(
+    DROperation.objects.filter(run_id=world["run_for"]["dr/<slug:name>/runs/<id:run_id>/decide/"]).update(
         reason=payload("dr-reason")
     )
     append_event(Run.objects.get(pk=world["ids"]["run_id"]), payload("event"), data={"note": payload("data")})
@@ -140,6 +140,43 @@ def test_absurdly_nested_json_is_a_clean_400(client, staging, ci_token, body):
             "The request body must be a JSON object.",
         )
     assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "body, where",
+    [
+        ('{"name": "ci", "repository": "r", "tag": "v1\\ud800", "digest": "x"}', "body.tag"),
+        ('{"kind": "maintenance.selftest", "params": {"note": ["ok", "nul\\u0000"]}}', "body.params.note[1]"),
+    ],
+    ids=["lone surrogate", "NUL byte"],
+)
+def test_a_string_that_cannot_be_stored_is_a_400_naming_the_field(client, staging, ci_token, body, where):
+    before = snapshot()
+    for path in ("/api/v1/runs", "/api/v1/releases", "/api/v1/environments/staging/deploy"):
+        response = client.post(path, body, content_type="application/json", **ci_token)
+        assert response.status_code == 400, (path, response.content)
+        assert response.json() == {
+            "error": f"{where} holds a NUL byte or a lone UTF-16 surrogate, which cannot be stored.",
+            "code": "invalid",
+        }
+    assert snapshot() == before
+
+
+def test_an_id_beyond_the_database_s_range_is_a_404_not_a_500(client, ci_token, users):
+    huge = "9" * 25
+    for path in (f"/api/v1/runs/{huge}", f"/api/v1/runs/{huge}/events", f"/api/v1/runs/{huge}/cancel"):
+        response = client.get(path, **ci_token)
+        assert response.status_code == 404 and response.json()["code"] == "not_found", path
+    assert Client().get(f"/runs/{huge}/").status_code in (302, 404)
+
+
+def test_an_api_crash_answers_json(client, ci_token, settings):
+    from unittest import mock
+
+    with mock.patch("opsconsole.runs.api.keyset_page", side_effect=RuntimeError("boom")):
+        response = Client(raise_request_exception=False).get("/api/v1/runs", **ci_token)
+    assert response.status_code == 500
+    assert response.json()["code"] == "server_error" and "boom" not in response.content.decode()
 
 
 def test_every_form_refuses_a_post_without_its_csrf_token(world):

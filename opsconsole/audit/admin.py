@@ -1,4 +1,6 @@
-"""The admin shows the audit log read-only, and audits every change made through the admin."""
+"""The admin shows the audit log read-only, and audits every change made through the admin: every
+registered model's ModelAdmin is made an audited one when the console starts (audit_every_admin),
+the apps' own and third parties' (schedules) alike, inline rows included."""
 
 from django.contrib import admin
 from django.forms.models import model_to_dict
@@ -14,7 +16,11 @@ AUDIT_LABELS = {
 }
 
 
-class AuditedAdmin(admin.ModelAdmin):
+def _snapshot(obj) -> dict:
+    return {key: str(value)[:200] for key, value in model_to_dict(obj).items()}
+
+
+class AuditedAdminMixin:
     """Records every admin add, change and delete in the audit log."""
 
     def _audit(self, request, obj, verb: str, details: dict, pk=None) -> None:
@@ -34,7 +40,7 @@ class AuditedAdmin(admin.ModelAdmin):
         self._audit(request, obj, "changed" if change else "added", {"fields": changed})
 
     def delete_model(self, request, obj):
-        snapshot = {k: str(v)[:200] for k, v in model_to_dict(obj).items()}
+        snapshot = _snapshot(obj)
         pk = obj.pk  # Django clears it on delete; the audit names what was deleted
         super().delete_model(request, obj)
         self._audit(request, obj, "deleted", {"was": snapshot}, pk=pk)
@@ -42,6 +48,36 @@ class AuditedAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             self.delete_model(request, obj)
+
+    def save_formset(self, request, form, formset, change):
+        """Inline rows (an environment's freeze windows) are changes of their own."""
+        doomed = [
+            (row.instance, row.instance.pk, _snapshot(row.instance)) for row in formset.deleted_forms if row.instance.pk
+        ]
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects:
+            self._audit(request, obj, "added", {"fields": _snapshot(obj)})
+        for obj, names in formset.changed_objects:
+            self._audit(
+                request, obj, "changed", {"fields": {name: str(getattr(obj, name, ""))[:200] for name in names}}
+            )
+        for obj, pk, snapshot in doomed:
+            self._audit(request, obj, "deleted", {"was": snapshot}, pk=pk)
+
+
+class AuditedAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """A ModelAdmin whose changes are audited (every registered one is, see audit_every_admin)."""
+
+
+def audit_every_admin(site: admin.AdminSite = admin.site) -> None:
+    """Make every registered ModelAdmin an audited one (run once every app's admin module is
+    loaded): a superuser's change to a policy, a schedule or a lock is an audit event too."""
+    for model, model_admin in list(site._registry.items()):
+        if isinstance(model_admin, AuditedAdminMixin):
+            continue
+        audited = type(f"Audited{type(model_admin).__name__}", (AuditedAdminMixin, type(model_admin)), {})
+        site.unregister(model)
+        site.register(model, audited)
 
 
 @admin.register(AuditEvent)

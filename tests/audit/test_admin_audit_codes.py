@@ -1,6 +1,8 @@
 """Changes made in the admin are audited; a model that moved to another app (the Environment,
 from deployments to the core) keeps the audit code and target its history was recorded under."""
 
+import json
+
 import pytest
 
 from opsconsole.audit.models import AuditEvent
@@ -23,3 +25,59 @@ def test_deleting_an_environment_in_the_admin_is_audited_under_its_historical_co
         "scratch",
         "root",
     )
+
+
+def test_a_change_to_any_registered_model_in_the_admin_is_audited(users, staging):
+    """Models whose admin was written without auditing (locks, schedules) are audited too."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from opsconsole.runs.models import EnvironmentLock
+
+    lock = EnvironmentLock.objects.create(environment=staging, held_by="dana", reason="maintenance")
+    every = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES)
+    task = PeriodicTask.objects.create(name="nightly", task="backups.tasks.run_policy", interval=every)
+    admin = client_for(users["superuser"])
+    for url in (
+        f"/admin/runs/environmentlock/{lock.pk}/delete/",
+        f"/admin/django_celery_beat/periodictask/{task.pk}/delete/",
+    ):
+        assert admin.post(url, {"post": "yes"}).status_code == 302, url
+    lock_event = AuditEvent.objects.get(action="admin.runs.environmentlock.deleted")
+    assert (lock_event.target, lock_event.environment) == (f"runs.environmentlock:{lock.pk}", "staging")
+    assert lock_event.details["was"]["reason"] == "maintenance"
+    assert AuditEvent.objects.get(action="admin.django_celery_beat.periodictask.deleted").target == (
+        f"django_celery_beat.periodictask:{task.pk}"
+    )
+
+
+def test_an_inline_row_added_in_the_admin_is_audited(users, staging):
+    """A freeze window added on the environment's admin page is an audit event of its own."""
+    admin = client_for(users["superuser"])
+    url = f"/admin/environments/environment/{staging.pk}/change/"
+    page = admin.get(url)
+    form = page.context["adminform"].form
+    data = {}
+    for name in form.fields:
+        value = form[name].value()
+        if value is None or value is False:
+            continue
+        data[name] = json.dumps(value) if isinstance(value, list | dict) else value
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        for name in management.fields:
+            data[f"{management.prefix}-{name}"] = management[name].value()
+        prefix = formset.formset.prefix
+    data[f"{prefix}-TOTAL_FORMS"] = 1
+    data.update(
+        {
+            f"{prefix}-0-starts_at_0": "2026-12-24",
+            f"{prefix}-0-starts_at_1": "00:00:00",
+            f"{prefix}-0-ends_at_0": "2026-12-27",
+            f"{prefix}-0-ends_at_1": "00:00:00",
+            f"{prefix}-0-reason": "holidays",
+        }
+    )
+    response = admin.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    event = AuditEvent.objects.get(action="admin.deployments.freezewindow.added")
+    assert event.environment == "staging" and event.details["fields"]["reason"] == "holidays"

@@ -125,6 +125,7 @@ def request_operation(request, name: str, operation: str):
 
 
 @login_required
+@sudo_required  # as the API asks of a browser session: a vote on a failover is as dangerous as its request
 @require_POST
 def decide(request, name: str, run_id: int):
     plan = _plan(request, name)

@@ -59,12 +59,17 @@ def test_a_request_and_an_approval_through_the_pages(users, plan):  # noqa: F811
     assert "Awaiting a second person" in page and "INC-9 region down" in page
 
     dave = make_user("dave", "dr_operator", plan.environment)
+    vote = {"decision": "approve", "comment": "ok"}
     with (
         mock.patch("dr.services.check_queue"),
         mock.patch("opsconsole.runs.approvals.check_queue"),
         mock.patch("opsconsole.runs.approvals.dispatch_safely"),
     ):
-        client_for(dave).post(f"/dr/staging/runs/{run.pk}/decide/", {"decision": "approve", "comment": "ok"})
+        unconfirmed = client_for(dave).post(f"/dr/staging/runs/{run.pk}/decide/", vote)
+        assert unconfirmed.status_code == 302 and unconfirmed.url.startswith("/sudo/")
+        run.refresh_from_db()
+        assert run.status == Status.AWAITING_APPROVAL  # a vote needs the password again too
+        sudo(client_for(dave)).post(f"/dr/staging/runs/{run.pk}/decide/", vote)
     run.refresh_from_db()
     assert run.status == Status.QUEUED
     assert DROperation.objects.get(run=run).approved_at is not None

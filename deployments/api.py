@@ -11,11 +11,11 @@ from deployments import services
 from deployments.models import Release
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import principal_of, require, visible_environment_ids
-from opsconsole.api import BadRequest, api_endpoint, json_body, refusal
+from opsconsole.api import BadRequest, api_endpoint, json_body, query_before, refusal
 from opsconsole.environments.models import Environment
 from opsconsole.runs.api import enforce_csrf_for_session, run_json
 from opsconsole.runs.services import NotPermitted, Refused
-from opsconsole.ui.pagination import keyset_page, parse_int
+from opsconsole.ui.pagination import keyset_page
 
 CONFLICT_CODES = {"locked", "busy", "frozen", "already_live", "not_a_good_release", "not_configured", "failed_over"}
 
@@ -74,7 +74,7 @@ def environments(request):
 def releases(request):
     if request.method == "GET":
         require(request, Action.VIEW)
-        page = keyset_page(Release.objects.all(), "id", parse_int(request.GET.get("before")))
+        page = keyset_page(Release.objects.all(), "id", query_before(request))
         return JsonResponse({"releases": [release_json(r) for r in page.items], "next_before": page.next_before})
     enforce_csrf_for_session(request)
     body = json_body(request)
@@ -96,6 +96,11 @@ def releases(request):
 
 
 def _release_from(body: dict) -> Release:
+    if "release_id" in body and "digest" in body:
+        by_id, by_digest = _release_from({"release_id": body["release_id"]}), _release_from({"digest": body["digest"]})
+        if by_id.pk != by_digest.pk:
+            raise BadRequest("release_id and digest name two different releases; give one of them.", "invalid")
+        return by_id
     if "release_id" in body:
         release_id = body["release_id"]
         if not isinstance(release_id, int) or isinstance(release_id, bool):

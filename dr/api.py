@@ -22,12 +22,12 @@ from dr.models import RUN_KINDS, DROperation, DRPlan, Operation
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, principal_of, visible_environment_ids
 from opsconsole.access.sudo import in_sudo_mode
-from opsconsole.api import BadRequest, TooLarge, error, json_body
+from opsconsole.api import BadRequest, TooLarge, error, json_body, query_before
 from opsconsole.api import api_endpoint as endpoint
 from opsconsole.runs.api import enforce_csrf_for_session, run_json
 from opsconsole.runs.models import Run
 from opsconsole.runs.services import NotPermitted, Refused
-from opsconsole.ui.pagination import keyset_page, parse_int
+from opsconsole.ui.pagination import keyset_page
 
 # Refusals the state causes (409); the rest are bad input (400), but self-approval (403).
 CONFLICT_CODES = {
@@ -148,7 +148,7 @@ def operations(request, name: str):
         if kind not in Operation.values:
             raise BadRequest(f"operation must be one of {', '.join(Operation.values)}.", "invalid")
         found = found.filter(operation=kind)
-    page = keyset_page(found, "id", parse_int(request.GET.get("before")))
+    page = keyset_page(found, "id", query_before(request))
     return JsonResponse({"operations": [operation_json(op) for op in page.items], "next_before": page.next_before})
 
 

@@ -70,6 +70,20 @@ def not_found(request, exception=None):
     return page_not_found(request, exception)
 
 
+MAX_ID = 2**63 - 1
+
+
+def query_before(request) -> int | None:
+    """The keyset cursor `before` of an API list: absent, or a positive id; anything else is a 400
+    (a page may ignore a bad cursor, an API client should hear about it)."""
+    raw = request.GET.get("before")
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        raise BadRequest("before must be a positive whole number: the id the next page starts below.", "invalid")
+    return int(raw)
+
+
 def server_error(request):
     """The 500 handler (urls.handler500): JSON under /api/, the ordinary page everywhere else."""
     if request.path.startswith("/api/"):

@@ -9,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import principal_of, require, visible_environment_ids
-from opsconsole.api import BadRequest, api_endpoint, error, json_body, refusal
+from opsconsole.api import BadRequest, api_endpoint, error, json_body, query_before, refusal
 from opsconsole.environments.models import Environment
 from opsconsole.runs.models import Run, Status
 from opsconsole.runs.services import NotPermitted, Refused, cancel, launch
@@ -73,7 +73,7 @@ def runs(request):
         if status not in Status.values:
             raise BadRequest(f"status must be one of {', '.join(Status.values)}.")
         runs = runs.filter(status=status)
-    page = keyset_page(runs, "id", parse_int(request.GET.get("before")))
+    page = keyset_page(runs, "id", query_before(request))
     return JsonResponse({"runs": [run_json(run) for run in page.items], "next_before": page.next_before})
 
 

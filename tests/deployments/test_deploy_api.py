@@ -233,3 +233,27 @@ def test_a_deploy_requested_while_another_kind_of_run_holds_the_environment_is_q
     response = post(client, "/api/v1/environments/staging/deploy", {"release_id": release.pk}, token)
     assert response.status_code == 202
     assert response.json()["status"] == Status.QUEUED
+
+
+def test_a_deploy_naming_two_different_releases_is_refused(client, token, release, deployable):
+    other = Release.objects.create(repository="r", tag="v2", digest="sha256:" + "e" * 64, registered_by_name="ci")
+    before = state()
+    body = {"release_id": release.pk, "digest": other.digest}
+    response = post(client, "/api/v1/environments/staging/deploy", body, token)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "release_id and digest name two different releases; give one of them.",
+        "code": "invalid",
+    }
+    assert state() == before
+
+
+@pytest.mark.parametrize("before", ["0", "-3", "x", "9" * 25])
+def test_a_cursor_that_is_not_an_id_is_a_400_on_every_api_list(client, token, before):
+    for path in ("/api/v1/releases", "/api/v1/runs"):
+        response = client.get(path, {"before": before}, **token)
+        assert response.status_code == 400, (path, response.content)
+        assert (
+            response.json()["code"] == "invalid"
+            and "before must be a positive whole number" in response.json()["error"]
+        )

@@ -375,7 +375,15 @@ def _delete_copies(backup: Backup, role_arn: str) -> list[str]:
     return done
 
 
-@run_kind("backups.retention", "Backup retention", action=Action.BACKUP, locks_environment=False)
+def takes_nothing(params: dict, environment) -> dict:
+    if params:
+        raise ValueError(f"Backup retention takes no parameters ({', '.join(sorted(map(str, params)))} given).")
+    return {}
+
+
+@run_kind(
+    "backups.retention", "Backup retention", action=Action.BACKUP, locks_environment=False, validate=takes_nothing
+)
 def retention(ctx: RunContext) -> dict:
     environment = ctx.run.environment
     now = timezone.now()

@@ -82,14 +82,6 @@ class EnvironmentAdmin(AuditedAdmin):
         ),
     ]
 
-    def save_formset(self, request, form, formset, change):
-        super().save_formset(request, form, formset, change)
-        saved = formset.new_objects + [obj for obj, _ in formset.changed_objects]
-        for verb, windows in (("saved", saved), ("deleted", formset.deleted_objects)):
-            for window in windows:
-                details = {"starts_at": str(window.starts_at), "ends_at": str(window.ends_at), "reason": window.reason}
-                self._audit(request, window, verb, details)
-
 
 @admin.register(Release)
 class ReleaseAdmin(admin.ModelAdmin):

@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from deployments import services
 from deployments.models import Release
 from opsconsole.access.models import Action
-from opsconsole.access.permissions import principal_of, require, visible_environment_ids
+from opsconsole.access.permissions import allowed, principal_of, require, visible_environment_ids
 from opsconsole.api import BadRequest, api_endpoint, json_body, query_before, refusal
 from opsconsole.environments.models import Environment
 from opsconsole.runs.api import enforce_csrf_for_session, run_json
@@ -121,6 +121,8 @@ def _request(request, name: str, action):
     if environment is None:
         raise BadRequest(f"There is no environment called {name!r}.", "unknown_environment")
     require(request, Action.VIEW, environment)
+    if not allowed(principal_of(request), Action.DEPLOY, environment):  # before reading what it asks
+        raise PermissionDenied(f"You do not have permission to deploy to {environment}.")
     body = json_body(request)
     release = _release_from(body)
     reason = body.get("override_reason", "")

@@ -175,7 +175,8 @@ def _launch_deployment(
     with transaction.atomic(), through_service():
         # Requests for one environment take turns here, so two at once (a double submit, a
         # retrying client) make one run and a clear "busy" for the other.
-        Environment.objects.select_for_update().filter(pk=environment.pk).first()
+        # FOR NO KEY UPDATE: it does not hold back rows that merely point at the environment.
+        Environment.objects.select_for_update(no_key=True).filter(pk=environment.pk).first()
         _refuse_if_busy(environment)
         run = launch(
             kind_name,

@@ -177,6 +177,8 @@ def _guarded(request, plan: DRPlan, operation: str, act):
         services.record_refusal(plan, principal, operation, exc)
         if isinstance(exc, NotPermitted) or code == "self_approval":
             return error(403, str(exc), code)
+        if code == "queue_unavailable":
+            return error(503, str(exc), code)
         return error(409 if code in CONFLICT_CODES else 400, str(exc), code)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -65,7 +66,7 @@ def not_found(request, exception=None):
     """The 404 handler (urls.handler404): JSON under /api/, where a path that matches no route
     (a run id that is not a number, a name with characters no environment has) is still an API
     answer; the ordinary page everywhere else."""
-    if request.path.startswith("/api/"):
+    if request.path_info.startswith("/api/"):
         return error(404, "Not found.")
     return page_not_found(request, exception)
 
@@ -79,14 +80,14 @@ def query_before(request) -> int | None:
     raw = request.GET.get("before")
     if raw in (None, ""):
         return None
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+    if not re.fullmatch(r"[0-9]{1,19}", raw) or not 0 < int(raw) <= MAX_ID:
         raise BadRequest("before must be a positive whole number: the id the next page starts below.", "invalid")
     return int(raw)
 
 
 def server_error(request):
     """The 500 handler (urls.handler500): JSON under /api/, the ordinary page everywhere else."""
-    if request.path.startswith("/api/"):
+    if request.path_info.startswith("/api/"):
         return error(
             500, "The console failed to answer; nothing may have changed. The error is logged.", "server_error"
         )

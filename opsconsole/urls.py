@@ -25,9 +25,11 @@ handler500 = "opsconsole.api.server_error"
 class IdConverter:
     """A row id: digits that fit the database's bigint, so a longer one is a 404, never a 500."""
 
-    regex = "[0-9]{1,18}"
+    regex = "[0-9]{1,19}"
 
     def to_python(self, value: str) -> int:
+        if int(value) > 2**63 - 1:
+            raise ValueError("beyond bigint")  # Django then tries the next route, and answers 404
         return int(value)
 
     def to_url(self, value) -> str:

@@ -39,6 +39,13 @@ def _token_environment_ids(token: ApiToken) -> set[int]:
     return cached
 
 
+def _user_may_in(user, action: str, environment_id: int) -> bool:
+    if not user.is_active:
+        return False
+    grants = _user_grants(user)
+    return user.is_superuser or action in grants.get(None, ()) or action in grants.get(environment_id, ())
+
+
 def allowed(principal, action: str, environment=None) -> bool:
     """May this principal perform `action` in `environment`?
 
@@ -56,7 +63,12 @@ def allowed(principal, action: str, environment=None) -> bool:
         else:
             by_scope = not env_ids or environment.pk in env_ids
         owner = principal.created_by
-        return by_scope and (owner is None or allowed(owner, action, environment))
+        if not by_scope or owner is None:
+            return by_scope
+        if environment is None and env_ids:
+            # "Somewhere": somewhere both the token and its owner reach.
+            return any(_user_may_in(owner, action, env_id) for env_id in env_ids)
+        return allowed(owner, action, environment)
     if not principal.is_authenticated or not principal.is_active:
         return False
     if principal.is_superuser:

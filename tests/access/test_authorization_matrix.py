@@ -395,7 +395,7 @@ def body_for(path: str, world) -> dict:
     """Everything a form or API call could carry, so that an allowed POST really acts."""
     old, new = world["releases"]
     if path.startswith("/api/"):
-        return {
+        body = {
             "kind": "maintenance.selftest",
             "environment": "staging",
             "params": {"lines": 1, "delay_ms": 0},
@@ -407,6 +407,9 @@ def body_for(path: str, world) -> dict:
             "confirm": "staging",
             "decision": "approve",
         }
+        if path.endswith(("/deploy", "/rollback")):
+            del body["digest"]  # a deploy names one release (the digest is for registering one)
+        return body
     return {
         "lines": "1",
         "delay_ms": "0",

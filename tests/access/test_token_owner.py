@@ -55,3 +55,21 @@ def test_a_deactivated_owner_s_tokens_stop_working(users, bob_token):
 def test_a_token_without_an_owner_keeps_its_scopes(staging, production):
     token, _ = ApiToken.issue("made-in-the-admin", ["view"], [staging])
     assert allowed(token, "view", staging) and not allowed(token, "view", production)
+
+
+def test_deleting_the_owner_revokes_their_tokens(users, bob_token):
+    token, raw = bob_token
+    users["backup_operator"].delete()
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert api(raw).get("/api/v1/runs").status_code == 401
+
+
+def test_somewhere_means_somewhere_both_the_token_and_its_owner_reach(users, staging, production):
+    """A token scoped to production, owned by someone who may run things only in staging, may run
+    nothing anywhere."""
+    token, _ = ApiToken.issue("odd", ["run"], [production], created_by=users["backup_operator"])
+    assert not allowed(token, "run")
+    token.environments.set([staging])
+    token = ApiToken.objects.get(pk=token.pk)
+    assert allowed(token, "run")

@@ -248,7 +248,7 @@ def test_a_deploy_naming_two_different_releases_is_refused(client, token, releas
     assert state() == before
 
 
-@pytest.mark.parametrize("before", ["0", "-3", "x", "9" * 25])
+@pytest.mark.parametrize("before", ["0", "-3", "x", "²", "9" * 25])
 def test_a_cursor_that_is_not_an_id_is_a_400_on_every_api_list(client, token, before):
     for path in ("/api/v1/releases", "/api/v1/runs"):
         response = client.get(path, {"before": before}, **token)

@@ -149,3 +149,10 @@ def test_a_terraform_job_refuses_a_workspace_of_another_environment(staging, def
     run.refresh_from_db()
     assert run.status == Status.FAILED
     assert "is not staging's; nothing was run" in run.error
+
+
+def test_backup_retention_takes_nothing_from_its_caller(staging_token, queued_only):
+    response = staging_token({"kind": "backups.retention", "environment": "staging", "params": {"min_copies": 0}})
+    assert response.status_code == 400, response.content
+    assert "takes no parameters" in response.json()["error"]
+    assert not Run.objects.exists()

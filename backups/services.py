@@ -197,7 +197,7 @@ def request_restore(backup: Backup, principal, target: str, confirmation: str) -
         raise Refused("Name the new database or instance to restore into.")
     if (confirmation or "").strip() != target:
         raise Refused(f"Type the target name ({target}) exactly to confirm the restore.")
-    with transaction.atomic(), through_service():
+    with transaction.atomic(), through_service("backups.restore"):
         run = launch(
             "backups.restore",
             principal=principal,

@@ -172,7 +172,7 @@ def _launch_deployment(
         "release": {"id": release.pk, "tag": release.tag, "digest": release.digest, "image": release.image},
         "previous_release_id": environment.live_release_id,
     }
-    with transaction.atomic(), through_service():
+    with transaction.atomic(), through_service(kind_name):
         # Requests for one environment take turns here, so two at once (a double submit, a
         # retrying client) make one run and a clear "busy" for the other.
         # FOR NO KEY UPDATE: it does not hold back rows that merely point at the environment.

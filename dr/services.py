@@ -116,7 +116,7 @@ def _launch(plan: DRPlan, principal, operation: str, reason: str, resumes: DROpe
     }
     if isinstance(principal, ApiToken):
         params["requested_for"] = principal.created_by.get_username()
-    with transaction.atomic(), through_service():
+    with transaction.atomic(), through_service(RUN_KINDS[operation]):
         run = launch(
             RUN_KINDS[operation],
             principal=principal,

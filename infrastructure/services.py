@@ -46,7 +46,7 @@ def request_apply(plan: Plan, principal) -> Run:
     pending = plan.apply_runs().filter(status__in=ACTIVE).first()
     if pending is not None:
         raise Refused(f"Run #{pending.pk} already applies this plan.", "already_requested")
-    with through_service():
+    with through_service("terraform.apply"):
         return launch(
             "terraform.apply",
             principal=principal,

@@ -56,14 +56,15 @@ def person_of(principal):
     return signed_in_user(principal)
 
 
-_through_service: ContextVar[bool] = ContextVar("launch_through_service", default=False)
+_through_service: ContextVar[frozenset[str]] = ContextVar("launch_through_service", default=frozenset())
 
 
 @contextmanager
-def through_service():
-    """Opened by an app's service around its launch() of a kind that starts `only_through` it:
-    the service has enforced what the generic doors cannot (approvals, typed confirmation)."""
-    token = _through_service.set(True)
+def through_service(kind_name: str):
+    """Opened by an app's service around its launch() of `kind_name`, a kind that starts
+    `only_through` it: the service has enforced what the generic doors cannot (approvals, typed
+    confirmation). It opens the door for that kind alone."""
+    token = _through_service.set(_through_service.get() | {kind_name})
     try:
         yield
     finally:
@@ -89,7 +90,7 @@ def launch(
         raise Refused(f"{kind.label} needs an environment.", "environment_required")
     if kind.environment is EnvironmentUse.NONE and environment is not None:
         raise Refused(f"{kind.label} does not take an environment.", "no_environment")
-    if kind.only_through and not _through_service.get():
+    if kind.only_through and kind.name not in _through_service.get():
         raise Refused(f"{kind.label} starts only through {kind.only_through}; nothing was started.", "use_service")
     if check_permission and not allowed(principal, kind.action, environment):
         where = f" in {environment}" if environment is not None else ""

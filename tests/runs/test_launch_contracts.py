@@ -156,3 +156,12 @@ def test_backup_retention_takes_nothing_from_its_caller(staging_token, queued_on
     assert response.status_code == 400, response.content
     assert "takes no parameters" in response.json()["error"]
     assert not Run.objects.exists()
+
+
+def test_a_service_opens_the_door_for_its_own_kind_only(staging, definitions, queued_only):
+    from opsconsole.runs.services import Refused, launch, through_service
+
+    with through_service("deployments.deploy"), pytest.raises(Refused) as refused:
+        launch("dr.failover", environment=staging, check_permission=False)
+    assert refused.value.code == "use_service"
+    assert not Run.objects.exclude(pk=definitions["plan"].run_id).exists()

@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "opsconsole.middleware.UserTimezoneMiddleware",
+    "opsconsole.audit.refusals.RefusalAuditMiddleware",  # innermost: it sees the view's own answer
 ]
 
 ROOT_URLCONF = "opsconsole.urls"

@@ -59,3 +59,11 @@ def admin_client_(users):
 def fast_password_hashing(settings):
     # The default PBKDF2 takes ~0.5 s per user; tests create many.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_refusal_counts(monkeypatch):
+    """Each test counts its own refused requests (audit.refusals coalesces them per minute)."""
+    from opsconsole.audit import refusals
+
+    monkeypatch.setattr(refusals, "_counter", refusals.FailOpenCounter(refusals.LocalCounter()))

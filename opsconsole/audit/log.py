@@ -84,6 +84,8 @@ def record(
         details=mask_secrets(details or {}),
         outcome=outcome,
     )
+    if outcome != Outcome.SUCCESS and request is not None:
+        request.refusal_audited = True  # the refusal middleware (audit.refusals) writes no second event
     # Truncate to microseconds in UTC so the stored value hashes exactly as computed here. Taken
     # before the chain is locked: `at` is when the action happened, `seq` the order in the chain
     # (as before, writers on hosts with different clocks never made `at` follow `seq` strictly).

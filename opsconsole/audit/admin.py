@@ -3,6 +3,7 @@ registered model's ModelAdmin is made an audited one when the console starts (au
 the apps' own and third parties' (schedules) alike, inline rows included."""
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.forms.models import model_to_dict
 
 from opsconsole.audit.log import record
@@ -44,6 +45,31 @@ class AuditedAdminMixin:
         pk = obj.pk  # Django clears it on delete; the audit names what was deleted
         super().delete_model(request, obj)
         self._audit(request, obj, "deleted", {"was": snapshot}, pk=pk)
+
+    def response_action(self, request, queryset):
+        """A changelist action (a schedule's enable, disable or run) may change rows with one
+        queryset.update(), past save_model: the action and the rows it was given are an event.
+        Deleting is audited row by row (delete_queryset)."""
+        name = request.POST.get("action", "")
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        response = super().response_action(request, queryset)
+        if name and name != "delete_selected" and selected and name in self.get_actions(request):
+            label = AUDIT_LABELS.get(self.model._meta.label_lower, self.model._meta.label_lower)
+            record(
+                f"admin.{label}.action",
+                target=f"{label}:{','.join(selected)[:150]}",
+                details={"action": name, "objects": selected[:100], "count": len(selected)},
+                request=request,
+            )
+        return response
+
+    def user_change_password(self, request, id, form_url=""):
+        """The user admin's password form saves past save_model; the change (never the password)
+        is an event."""
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            record(f"admin.{self.model._meta.label_lower}.password_changed", target=f"user:{id}", request=request)
+        return response
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:

@@ -82,3 +82,38 @@ def test_an_inline_row_added_in_the_admin_is_audited(users, staging):
     [event] = AuditEvent.objects.filter(action__startswith="admin.deployments.freezewindow.")
     assert event.action == "admin.deployments.freezewindow.added"
     assert event.environment == "staging" and event.details["fields"]["reason"] == "holidays"
+
+
+def test_a_changelist_action_that_updates_rows_in_bulk_is_audited(users):
+    """django-celery-beat's enable/disable actions change rows with queryset.update()."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES)
+    tasks = [
+        PeriodicTask.objects.create(name=f"nightly {n}", task="backups.tasks.run_policy", interval=every)
+        for n in (1, 2)
+    ]
+    response = client_for(users["superuser"]).post(
+        "/admin/django_celery_beat/periodictask/",
+        {"action": "disable_tasks", "_selected_action": [str(task.pk) for task in tasks]},
+    )
+
+    assert response.status_code == 302
+    assert not PeriodicTask.objects.filter(pk__in=[task.pk for task in tasks], enabled=True).exists()
+    event = AuditEvent.objects.get(action="admin.django_celery_beat.periodictask.action")
+    assert event.details["action"] == "disable_tasks" and event.details["count"] == 2
+    assert sorted(event.details["objects"]) == sorted(str(task.pk) for task in tasks)
+    assert event.actor_name == "root"
+
+
+def test_a_password_set_in_the_user_admin_is_audited_without_the_password(users):
+    target = users["viewer"]
+    response = client_for(users["superuser"]).post(
+        f"/admin/auth/user/{target.pk}/password/",
+        {"password1": "a new long passphrase 42", "password2": "a new long passphrase 42", "usable_password": "true"},
+    )
+
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action="admin.auth.user.password_changed")
+    assert event.target == f"user:{target.pk}" and event.actor_name == "root"
+    assert "passphrase" not in json.dumps(event.details)

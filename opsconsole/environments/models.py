@@ -38,12 +38,28 @@ class Color(models.TextChoices):
     GREEN = "green", "Green"
 
 
+def validate_http_url(value: str) -> None:
+    """An http or https URL with a host: what the console fetches (smoke tests, Prometheus) and
+    links to. Internal names without a dot (http://prometheus:9090) are fine, unlike URLField;
+    file:, gopher: and the like are not, nor are spaces or control characters."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError on a port that is not a number)
+    except ValueError:
+        raise ValidationError(f"{value!r} is not a URL.") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("Use an http:// or https:// URL with a host name.")
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ValidationError("A URL cannot contain spaces or control characters.")
+
+
 def validate_smoke_checks(value) -> None:
     if not isinstance(value, list):
         raise ValidationError("Smoke checks must be a list of {url, expected_status, body_contains}.")
     for check in value:
-        if not isinstance(check, dict) or not str(check.get("url", "")).startswith(("http://", "https://")):
+        if not isinstance(check, dict) or not isinstance(check.get("url"), str):
             raise ValidationError("Each smoke check needs an http(s) url.")
+        validate_http_url(check["url"])
         status = check.get("expected_status", 200)
         if not isinstance(status, int) or not 100 <= status <= 599:
             raise ValidationError("expected_status must be an HTTP status code.")
@@ -96,7 +112,10 @@ class Environment(models.Model):
     bake_seconds = models.PositiveIntegerField(default=300)
     # Verification by Prometheus: evaluated with the alarms during the bake (docs/deployments.md).
     prometheus_url = models.CharField(
-        max_length=300, blank=True, help_text="e.g. http://prometheus:9090; empty: the PROMETHEUS_URL setting."
+        max_length=300,
+        blank=True,
+        validators=[validate_http_url],
+        help_text="e.g. http://prometheus:9090; empty: the PROMETHEUS_URL setting."
     )
     prometheus_query = models.TextField(
         blank=True,
@@ -118,7 +137,9 @@ class Environment(models.Model):
     test_listener_arn = models.CharField(max_length=300, blank=True)
     blue_target_group_arn = models.CharField(max_length=300, blank=True)
     green_target_group_arn = models.CharField(max_length=300, blank=True)
-    test_url = models.CharField(max_length=300, blank=True, help_text="Smoke-test URL of the test listener.")
+    test_url = models.CharField(
+        max_length=300, blank=True, validators=[validate_http_url], help_text="Smoke-test URL of the test listener."
+    )
     traffic_steps = models.JSONField(default=list, blank=True, help_text="e.g. [10, 100]")
     live_color = models.CharField(max_length=10, choices=Color.choices, default=Color.BLUE)
 

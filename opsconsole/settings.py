@@ -194,6 +194,10 @@ OPSCONSOLE_ECR_REPOSITORIES = env_list("OPSCONSOLE_ECR_REPOSITORIES", [])
 # --- Access ------------------------------------------------------------------------------------
 LOGIN_FAILURES_ALLOWED = env_int("LOGIN_FAILURES_ALLOWED", 5, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Proxies in front of the web process that each append to X-Forwarded-For (an ALB: 1). The client's
+# address (audit log, sign-in throttling) is the one the outermost of them saw; 0: REMOTE_ADDR.
+# Not /metrics: its allowlist always reads REMOTE_ADDR (opsconsole/clientip.py says why).
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0, minimum=0)
 SUDO_MODE_SECONDS = env_int("SUDO_MODE_SECONDS", 600, minimum=30)
 
 # --- Metrics (docs/monitoring.md) -------------------------------------------------------------

@@ -20,11 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_ipv46_address
 from django.db import connection, transaction
 from django.utils import timezone
-from django.utils.ipv6 import clean_ipv6_address
 
 from opsconsole.audit.chain import (
     CHAINED_FIELDS,
@@ -36,6 +33,7 @@ from opsconsole.audit.chain import (
     verify_rows,
 )
 from opsconsole.audit.models import GENESIS_HASH, AuditEvent, Outcome
+from opsconsole.clientip import client_ip
 from opsconsole.requestctx import current_request
 
 ADVISORY_LOCK_KEY = 0x6F7073_617564  # "ops" "aud"
@@ -125,17 +123,6 @@ def _append_postgresql(event: AuditEvent) -> None:
         )  # fmt: skip
         event.id, event.seq, event.prev_hash, event.hash = cursor.fetchone()
     event._state.adding, event._state.db = False, connection.alias
-
-
-def client_ip(request) -> str | None:
-    """REMOTE_ADDR in the form the database returns it (IPv6 compressed, lower case), so the
-    hash computed before saving still matches the stored row; None when it is not an address."""
-    value = request.META.get("REMOTE_ADDR", "") if request is not None else ""
-    try:
-        validate_ipv46_address(value)
-    except ValidationError:
-        return None
-    return clean_ipv6_address(value) if ":" in value else value
 
 
 @dataclass

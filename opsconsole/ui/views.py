@@ -17,8 +17,8 @@ from opsconsole.access.forms import ThrottledAuthenticationForm
 from opsconsole.access.models import Action, ApiToken
 from opsconsole.access.permissions import allowed, principal_of, require, visible_environment_ids
 from opsconsole.access.sudo import grant_sudo, sudo_required
-from opsconsole.access.throttle import sudo_locked_out
-from opsconsole.audit.log import record
+from opsconsole.access.throttle import login_succeeded, sudo_locked_out, sudo_succeeded
+from opsconsole.audit.log import client_ip, record
 from opsconsole.environments.models import Environment
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue
 from opsconsole.runs.models import ACTIVE, TERMINAL, Run, Status
@@ -37,6 +37,12 @@ class LoginView(auth_views.LoginView):
     template_name = "ui/login.html"
     form_class = ThrottledAuthenticationForm
     redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        # The form counted this attempt before checking the password (access/throttle.py); a
+        # right password is not a failure, so it is given back.
+        login_succeeded(form.cleaned_data["username"], client_ip(self.request))
+        return super().form_valid(form)
 
 
 def visible_runs(request):
@@ -162,10 +168,11 @@ def sudo(request):
     if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
         next_url = "/"
     error = ""
-    if request.method == "POST" and sudo_locked_out(request.user.username):
+    if request.method == "POST" and sudo_locked_out(request.user.username, client_ip(request)):
         error = "Too many wrong passwords. Wait a few minutes and try again."
     elif request.method == "POST":
         if request.user.check_password(request.POST.get("password", "")):
+            sudo_succeeded(request.user.username)  # the attempt sudo_locked_out() counted was no failure
             grant_sudo(request)
             record("auth.sudo.granted", target=f"user:{request.user.username}")
             return redirect(next_url)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -67,3 +69,12 @@ def fresh_refusal_counts(monkeypatch):
     from opsconsole.audit import refusals
 
     monkeypatch.setattr(refusals, "_counter", refusals.FailOpenCounter(refusals.LocalCounter()))
+
+
+@pytest.fixture(autouse=True)
+def fresh_sign_in_counts(monkeypatch):
+    """Each test counts its own sign-in attempts: access.throttle keeps them in Redis, which the
+    database rollback does not reach, so each test gets keys of its own (they expire)."""
+    from opsconsole.access import throttle
+
+    monkeypatch.setattr(throttle, "KEY_PREFIX", f"{throttle.KEY_PREFIX}test-{uuid.uuid4().hex}:")

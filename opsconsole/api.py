@@ -155,6 +155,9 @@ def api_endpoint(*methods: str):
         def wrapper(request, *args, **kwargs):
             principal = principal_of(request)
             if getattr(request, "api_token_attempted", False) and request.api_token is None:
+                expired = getattr(request, "api_token_refusal", None)  # access.models.TokenExpired
+                if expired is not None:
+                    return error(401, str(expired), expired.code)
                 return error(401, "The API token is not valid or has been revoked.")
             if not getattr(principal, "is_authenticated", False) and request.api_token is None:
                 return error(401, "Authenticate with an API token (Authorization: Bearer ...).")

@@ -31,7 +31,7 @@ def page(key: str, schema: str) -> dict:
 
 ERRORS = {
     "400": json_answer(ERROR, "Bad input; nothing changed"),
-    "401": json_answer(ERROR, "No valid token"),
+    "401": json_answer(ERROR, "No valid token: unknown, revoked, owner deactivated, or expired (code token_expired)"),
     "403": json_answer(ERROR, "The token or user may not do this"),
     "413": json_answer(ERROR, "The body is larger than the console accepts (DATA_UPLOAD_MAX_MEMORY_SIZE)"),
 }

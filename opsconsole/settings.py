@@ -199,6 +199,15 @@ LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # Not /metrics: its allowlist always reads REMOTE_ADDR (opsconsole/clientip.py says why).
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0, minimum=0)
 SUDO_MODE_SECONDS = env_int("SUDO_MODE_SECONDS", 600, minimum=30)
+# API tokens live API_TOKEN_DEFAULT_DAYS unless their creator picks another lifetime, never more
+# than API_TOKEN_MAX_DAYS (docs/security.md).
+API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90, minimum=1)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365, minimum=1)
+if API_TOKEN_MAX_DAYS < API_TOKEN_DEFAULT_DAYS:
+    raise ImproperlyConfigured(
+        f"API_TOKEN_MAX_DAYS: must be at least API_TOKEN_DEFAULT_DAYS ({API_TOKEN_DEFAULT_DAYS}), "
+        f"got {API_TOKEN_MAX_DAYS}"
+    )
 
 # --- Metrics (docs/monitoring.md) -------------------------------------------------------------
 # /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>` or from an address in

@@ -7,10 +7,13 @@ import os
 import secrets
 import shutil
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from backups.models import BackupPolicy, Kind
 from deployments import ecr
@@ -89,11 +92,21 @@ def seed(stack: Stack, var_dir: Path, console_url: str) -> Demo:
         user.save()
         RoleBinding.objects.get_or_create(user=user, role=role, environment=None)
 
+    # The demo token lives as long as a token may, from each start: the demo keeps working however
+    # long the sandbox's var/ is kept (real tokens expire; see docs/security.md).
+    expires_at = timezone.now() + timedelta(days=settings.API_TOKEN_MAX_DAYS)
     ci = ApiToken.objects.filter(token_hash=hash_token(token)).first()
     if ci is None:
         ci = ApiToken.objects.create(
-            name="demo-ci", prefix=token[:10], token_hash=hash_token(token), scopes=["view", "deploy", "run"]
+            name="demo-ci",
+            prefix=token[:10],
+            token_hash=hash_token(token),
+            scopes=["view", "deploy", "run"],
+            all_environments=True,
+            expires_at=expires_at,
         )
+    else:
+        ApiToken.objects.filter(pk=ci.pk).update(expires_at=expires_at)
 
     health = f"{console_url}healthz"
     for name, tier, strategy, approvals in (

@@ -16,15 +16,26 @@ class RoleBindingAdmin(AuditedAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created on the API tokens page (shown once there); the admin only lists them."""
 
-    list_display = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "scopes",
+        "all_environments",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     readonly_fields = [
         "name",
         "prefix",
         "token_hash",
         "scopes",
+        "all_environments",
         "environments",
         "created_by",
         "created_at",
+        "expires_at",
         "last_used_at",
         "revoked_at",
     ]

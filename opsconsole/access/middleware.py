@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opsconsole.access.models import ApiToken
+from opsconsole.access.models import ApiToken, TokenExpired
 
 
 class ApiTokenMiddleware:
@@ -19,7 +19,10 @@ class ApiTokenMiddleware:
         request.api_token = None
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if request.path.startswith("/api/") and header.startswith("Bearer "):
-            request.api_token = ApiToken.authenticate(header.removeprefix("Bearer ").strip())
+            try:
+                request.api_token = ApiToken.authenticate(header.removeprefix("Bearer ").strip())
+            except TokenExpired as exc:
+                request.api_token_refusal = exc  # the API's 401 says when it expired
             request.api_token_attempted = True
             if request.api_token is not None:
                 request.api_token_name = f"token:{request.api_token.name}"

@@ -1,9 +1,10 @@
 """The one permission helper every view and API endpoint uses.
 
-A principal is either a user (roles held as RoleBinding rows) or an API token (scopes plus an
-optional list of environments). A token acts for its owner: it may do what both its scopes and
-its owner's roles allow now, so an owner who loses a role (or is deactivated) takes it from their
-tokens at once. A token without an owner (made in the admin or a shell) has its scopes alone.
+A principal is either a user (roles held as RoleBinding rows) or an API token (scopes plus
+either every environment, ones added later included, or a list of them; an empty list reaches
+nothing). A token acts for its owner: it may do what both its scopes and its owner's roles allow
+now, so an owner who loses a role (or is deactivated) takes it from their tokens at once. A token
+without an owner (made in the admin or a shell) has its scopes alone.
 `allowed(principal, action, environment)` answers; `require`
 raises PermissionDenied with a message the user understands.
 """
@@ -31,7 +32,10 @@ def _user_grants(user) -> dict[int | None, set[str]]:
     return cached
 
 
-def _token_environment_ids(token: ApiToken) -> set[int]:
+def _token_environment_ids(token: ApiToken) -> set[int] | None:
+    """The environments the token names; None when it has all_environments (ones added later too)."""
+    if token.all_environments:
+        return None
     cached = getattr(token, "_opsconsole_env_ids", None)
     if cached is None:
         cached = set(token.environments.values_list("id", flat=True))
@@ -58,14 +62,16 @@ def allowed(principal, action: str, environment=None) -> bool:
         if not principal.is_active or action not in principal.scopes:
             return False
         env_ids = _token_environment_ids(principal)
-        if environment is None:
-            by_scope = not env_ids or action != Action.ADMIN
+        if env_ids is None:
+            by_scope = True
+        elif environment is None:
+            by_scope = bool(env_ids) and action != Action.ADMIN
         else:
-            by_scope = not env_ids or environment.pk in env_ids
+            by_scope = environment.pk in env_ids
         owner = principal.created_by
         if not by_scope or owner is None:
             return by_scope
-        if environment is None and env_ids:
+        if environment is None and env_ids is not None:
             # "Somewhere": somewhere both the token and its owner reach.
             return any(_user_may_in(owner, action, env_id) for env_id in env_ids)
         return allowed(owner, action, environment)
@@ -95,9 +101,9 @@ def require(request, action: str, environment=None) -> None:
 def visible_environment_ids(principal) -> set[int] | None:
     """Environment ids the principal may view; None means every environment."""
     if isinstance(principal, ApiToken):
-        if "view" not in principal.scopes:
+        if "view" not in principal.scopes or not principal.is_active:
             return set()
-        scoped = _token_environment_ids(principal) or None
+        scoped = _token_environment_ids(principal)
         if principal.created_by is None:
             return scoped
         owners = visible_environment_ids(principal.created_by)

@@ -10,14 +10,13 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from opsconsole.access.forms import ThrottledAuthenticationForm
 from opsconsole.access.models import Action, ApiToken
 from opsconsole.access.permissions import allowed, principal_of, require, visible_environment_ids
-from opsconsole.access.sudo import grant_sudo, sudo_required
-from opsconsole.access.throttle import login_succeeded, sudo_locked_out, sudo_succeeded
+from opsconsole.access.sudo import confirm_password, render_sudo_page, safe_next, sudo_required
+from opsconsole.access.throttle import login_succeeded
 from opsconsole.audit.log import client_ip, record
 from opsconsole.environments.models import Environment
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue
@@ -163,22 +162,14 @@ def run_cancel(request, run_id: int):
 
 @login_required
 def sudo(request):
-    """Asks for the password again before a dangerous action."""
-    next_url = request.POST.get("next") or request.GET.get("next") or "/"
-    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
-        next_url = "/"
+    """Asks for the password again before a dangerous action (see opsconsole.access.sudo)."""
+    next_url = safe_next(request)
     error = ""
-    if request.method == "POST" and sudo_locked_out(request.user.username, client_ip(request)):
-        error = "Too many wrong passwords. Wait a few minutes and try again."
-    elif request.method == "POST":
-        if request.user.check_password(request.POST.get("password", "")):
-            sudo_succeeded(request.user.username)  # the attempt sudo_locked_out() counted was no failure
-            grant_sudo(request)
-            record("auth.sudo.granted", target=f"user:{request.user.username}")
+    if request.method == "POST":
+        error = confirm_password(request, request.POST.get("password", ""))
+        if not error:
             return redirect(next_url)
-        record("auth.sudo.failed", target=f"user:{request.user.username}", outcome="failure")
-        error = "That password is not correct."
-    return render(request, "ui/sudo.html", {"next": next_url, "error": error})
+    return render_sudo_page(request, next_url, error)
 
 
 @login_required

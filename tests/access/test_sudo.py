@@ -1,10 +1,14 @@
 """Sudo mode: confirming the password again before a dangerous action, then going back."""
 
+import json
+import re
 import time
 
 import pytest
+from django.contrib.messages import get_messages
 
-from opsconsole.access.sudo import SESSION_KEY
+from opsconsole.access.models import ApiToken
+from opsconsole.access.sudo import PENDING_KEY, PENDING_SECONDS, SESSION_KEY
 from opsconsole.audit.models import AuditEvent, Outcome
 from tests.conftest import PASSWORD, client_for
 
@@ -99,3 +103,98 @@ def test_guessing_the_password_is_throttled_even_with_a_stolen_session(ada, sett
     response = ada.post("/sudo/", {"password": PASSWORD})
     assert "Too many wrong passwords" in response.content.decode()
     assert not in_sudo_mode(ada)
+
+
+# --- A POST interrupted by the password prompt waits, then goes through as first sent -------------
+TOKEN_FORM = {"name": "github-actions", "scopes": ["view"], "all_environments": "on"}
+
+
+def interrupt(client, path: str = "/account/tokens/new/", form: dict | None = None) -> str:
+    """POST a form without sudo mode; return the key it waits under on the password page."""
+    response = client.post(path, form or TOKEN_FORM, HTTP_REFERER="http://testserver/account/tokens/")
+    assert response.status_code == 302 and response.url.startswith("/sudo/")
+    page = client.get(response.url).content.decode()
+    match = re.search(r'name="sudo_resume" value="([^"]+)"', page)
+    return match.group(1) if match else ""
+
+
+def resume(client, key: str, password: str = PASSWORD, path: str = "/account/tokens/new/"):
+    return client.post(path, {"password": password, "next": "/account/tokens/", "sudo_resume": key})
+
+
+def test_the_waiting_form_keeps_what_was_typed_and_no_password_or_csrf_token(ada):
+    key = interrupt(ada, form={**TOKEN_FORM, "csrfmiddlewaretoken": "x" * 64})
+    waiting = ada.session[PENDING_KEY][key]
+    assert waiting["path"] == "/account/tokens/new/"
+    assert waiting["fields"] == {"name": ["github-actions"], "scopes": ["view"], "all_environments": ["on"]}
+    resume(ada, key)
+    assert PASSWORD not in json.dumps(dict(ada.session.items()))
+    assert key not in ada.session[PENDING_KEY]  # sent once, then gone
+
+
+def test_the_password_page_posts_to_the_interrupted_url_and_says_the_form_is_kept(ada):
+    response = ada.post("/account/tokens/new/", TOKEN_FORM, HTTP_REFERER="http://testserver/account/tokens/")
+    page = ada.get(response.url).content.decode()
+    assert '<form method="post" action="/account/tokens/new/">' in page
+    assert "Your form is kept as you filled it in" in page
+    assert '<input type="hidden" name="next" value="http://testserver/account/tokens/">' in page
+
+
+def test_a_wrong_password_at_the_interrupted_url_keeps_the_form_waiting(ada):
+    key = interrupt(ada)
+    response = resume(ada, key, password="not it")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "That password is not correct." in page
+    assert f'name="sudo_resume" value="{key}"' in page
+    assert not in_sudo_mode(ada)
+    assert not ApiToken.objects.exists()
+    assert AuditEvent.objects.get(action="auth.sudo.failed").outcome == Outcome.FAILURE
+
+    assert resume(ada, key).status_code == 302
+    assert ApiToken.objects.get().name == "github-actions"
+    assert AuditEvent.objects.filter(action="auth.sudo.granted").count() == 1
+
+
+def test_a_waiting_form_is_sent_once(ada):
+    key = interrupt(ada)
+    resume(ada, key)
+    response = resume(ada, key)  # the password page sent twice
+    assert response.status_code == 302 and response.url == "/account/tokens/"
+    assert ApiToken.objects.count() == 1
+    messages = [str(m) for m in get_messages(response.wsgi_request)]
+    assert messages == ["Your password is confirmed, but the form waited too long: send it again."]
+
+
+def test_a_waiting_form_goes_only_to_the_url_it_was_sent_to(ada):
+    key = interrupt(ada)
+    response = resume(ada, key, path="/dr/staging/failover/")  # sudo-protected too; no DR plan: 404 if it ran
+    assert response.status_code == 302 and response.url == "/account/tokens/"
+    assert in_sudo_mode(ada)
+    assert resume(ada, key).status_code == 302
+    assert not ApiToken.objects.exists()  # the key was spent, not carried elsewhere
+
+
+def test_a_form_waits_at_most_a_quarter_of_an_hour(ada):
+    key = interrupt(ada)
+    session = ada.session
+    session[PENDING_KEY][key]["at"] -= PENDING_SECONDS + 1
+    session.save()
+    assert "sudo_resume" not in ada.get(f"/sudo/?resume={key}").content.decode()
+    resume(ada, key)
+    assert in_sudo_mode(ada)
+    assert not ApiToken.objects.exists()
+
+
+def test_a_form_with_a_secret_looking_field_is_not_kept(ada):
+    response = ada.post("/account/tokens/new/", {**TOKEN_FORM, "api_key": "hunter2"})
+    assert response.status_code == 302 and "resume=" not in response.url
+    assert "hunter2" not in json.dumps(dict(ada.session.items()))
+
+
+def test_another_session_cannot_send_a_waiting_form(ada, users):
+    key = interrupt(ada)
+    other = client_for(users["admin"])
+    resume(other, key)
+    assert in_sudo_mode(other)
+    assert not ApiToken.objects.exists()

@@ -51,28 +51,30 @@ def every_stored_value() -> str:
     return "\n".join(dump)
 
 
-def test_creating_a_token_asks_for_the_password_first_then_works(users, staging):
+def test_creating_a_token_asks_for_the_password_first_then_creates_it_without_retyping(users, staging):
     admin = client_for(users["admin"])
     form = {"name": "github-actions", "scopes": ["view", "run"], "environments": [str(staging.pk)]}
 
     response = admin.post("/account/tokens/new/", form, HTTP_REFERER=TOKENS_PAGE)
     assert response.status_code == 302
-    assert response.url == "/sudo/?next=http%3A%2F%2Ftestserver%2Faccount%2Ftokens%2F"
+    assert response.url.startswith("/sudo/?next=http%3A%2F%2Ftestserver%2Faccount%2Ftokens%2F&resume=")
     assert not ApiToken.objects.exists()
 
-    response = admin.post(response.url, {"password": PASSWORD})
-    assert response.status_code == 302
-    assert response.url == TOKENS_PAGE
+    page = admin.get(response.url).content.decode()
+    assert '<form method="post" action="/account/tokens/new/">' in page
+    resume = re.search(r'name="sudo_resume" value="([^"]+)"', page).group(1)
 
-    response = admin.post("/account/tokens/new/", form)
+    response = admin.post("/account/tokens/new/", {"password": PASSWORD, "next": TOKENS_PAGE, "sudo_resume": resume})
     assert response.status_code == 302
     assert response.url == "/account/tokens/"
     token = ApiToken.objects.get()
     assert token.name == "github-actions"
     assert token.scopes == ["run", "view"]
     assert list(token.environments.all()) == [staging]
+    assert not token.all_environments
     assert token.created_by == users["admin"]
     assert token.is_active
+    assert shown_token(admin.get("/account/tokens/")).startswith("opc_")
 
 
 def test_the_raw_token_is_shown_once_and_only_its_hash_is_stored(users):

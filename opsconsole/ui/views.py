@@ -12,7 +12,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from opsconsole.access.forms import ThrottledAuthenticationForm
+from opsconsole.access.forms import ApiTokenForm, ThrottledAuthenticationForm
 from opsconsole.access.models import Action, ApiToken
 from opsconsole.access.permissions import allowed, principal_of, require, visible_environment_ids
 from opsconsole.access.sudo import confirm_password, render_sudo_page, safe_next, sudo_required
@@ -172,17 +172,20 @@ def sudo(request):
     return render_sudo_page(request, next_url, error)
 
 
+def _tokens_page(request, form: ApiTokenForm):
+    context = {
+        "tokens": ApiToken.objects.prefetch_related("environments"),
+        "form": form,
+        "new_token": request.session.pop("new_token", None),
+    }
+    return render(request, "ui/tokens.html", context)
+
+
 @login_required
 def tokens(request):
     if not allowed(request.user, Action.ADMIN):
         raise PermissionDenied("Only admins manage API tokens.")
-    context = {
-        "tokens": ApiToken.objects.prefetch_related("environments"),
-        "actions": Action.choices,
-        "environments": Environment.objects.all(),
-        "new_token": request.session.pop("new_token", None),
-    }
-    return render(request, "ui/tokens.html", context)
+    return _tokens_page(request, ApiTokenForm())
 
 
 @login_required
@@ -191,20 +194,30 @@ def tokens(request):
 def token_create(request):
     if not allowed(request.user, Action.ADMIN):
         raise PermissionDenied("Only admins manage API tokens.")
-    name = request.POST.get("name", "").strip()
-    scopes = [scope for scope in request.POST.getlist("scopes") if scope in Action.values]
-    envs = list(Environment.objects.filter(pk__in=[p for p in request.POST.getlist("environments") if p.isdigit()]))
-    if not name or len(name) > 100:
-        messages.error(request, "Give the token a name of at most 100 characters.")
-        return redirect("tokens")
-    if not scopes:
-        messages.error(request, "Choose at least one action the token may perform.")
-        return redirect("tokens")
-    token, raw = ApiToken.issue(name, scopes, envs, created_by=request.user)
+    form = ApiTokenForm(request.POST)
+    if not form.is_valid():
+        return _tokens_page(request, form)  # the form as typed, with what to fix; nothing created
+    chosen = form.cleaned_data
+    envs = list(chosen["environments"])
+    token, raw = ApiToken.issue(
+        chosen["name"],
+        chosen["scopes"],
+        envs,
+        created_by=request.user,
+        all_environments=chosen["all_environments"],
+        lifetime_days=chosen["lifetime_days"],
+    )
     record(
         "access.token.created",
         target=f"token:{token.pk}",
-        details={"name": name, "scopes": scopes, "environments": [env.name for env in envs]},
+        details={
+            "name": token.name,
+            "scopes": chosen["scopes"],
+            "all_environments": token.all_environments,
+            "environments": [env.name for env in envs],
+            "lifetime_days": chosen["lifetime_days"],
+            "expires_at": token.expires_at.isoformat(),
+        },
     )
     request.session["new_token"] = raw  # shown once on the next page, then gone
     return redirect("tokens")

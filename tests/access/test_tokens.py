@@ -77,9 +77,25 @@ def test_creating_a_token_asks_for_the_password_first_then_creates_it_without_re
     assert shown_token(admin.get("/account/tokens/")).startswith("opc_")
 
 
+def test_a_form_refused_after_the_password_comes_back_as_it_was_typed(users, staging):
+    admin = client_for(users["admin"])
+    form = {"name": "github-actions", "scopes": ["view", "deploy"]}  # no environment chosen
+    response = admin.post("/account/tokens/new/", form, HTTP_REFERER=TOKENS_PAGE)
+    resume = re.search(r'name="sudo_resume" value="([^"]+)"', admin.get(response.url).content.decode()).group(1)
+
+    response = admin.post("/account/tokens/new/", {"password": PASSWORD, "next": TOKENS_PAGE, "sudo_resume": resume})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Choose the environments the token may act in, or tick All environments" in page
+    assert 'value="github-actions"' in page
+    assert '<input type="checkbox" name="scopes" value="view" id="id_scopes_0" checked>' in page
+    assert '<input type="checkbox" name="scopes" value="deploy" id="id_scopes_1" checked>' in page
+    assert not ApiToken.objects.exists()
+
+
 def test_the_raw_token_is_shown_once_and_only_its_hash_is_stored(users):
     admin = in_sudo_mode(client_for(users["admin"]))
-    admin.post("/account/tokens/new/", {"name": "ci", "scopes": ["view"]})
+    admin.post("/account/tokens/new/", {"name": "ci", "scopes": ["view"], "all_environments": "on"})
 
     first = admin.get("/account/tokens/")
     raw = shown_token(first)
@@ -159,12 +175,19 @@ def test_a_token_restricted_to_staging_cannot_start_runs_in_production(users, st
 
 def test_creating_and_revoking_are_audited(users):
     admin = in_sudo_mode(client_for(users["admin"]))
-    admin.post("/account/tokens/new/", {"name": "ci", "scopes": ["view", "deploy"]})
+    admin.post("/account/tokens/new/", {"name": "ci", "scopes": ["view", "deploy"], "all_environments": "on"})
     token = ApiToken.objects.get()
     created = AuditEvent.objects.get(action="access.token.created")
     assert created.actor == users["admin"]
     assert created.target == f"token:{token.pk}"
-    assert created.details == {"name": "ci", "scopes": ["view", "deploy"], "environments": []}
+    assert created.details == {
+        "name": "ci",
+        "scopes": ["view", "deploy"],
+        "all_environments": True,
+        "environments": [],
+        "lifetime_days": 90,
+        "expires_at": token.expires_at.isoformat(),
+    }
 
     admin.post(f"/account/tokens/{token.pk}/revoke/")
     revoked = AuditEvent.objects.get(action="access.token.revoked")
@@ -179,9 +202,14 @@ def test_creating_and_revoking_are_audited(users):
 def test_a_token_without_a_name_or_scope_is_refused_and_changes_nothing(users):
     admin = in_sudo_mode(client_for(users["admin"]))
     before = AuditEvent.objects.count()
-    for form in ({"name": "", "scopes": ["view"]}, {"name": "ci", "scopes": []}, {"name": "ci", "scopes": ["root"]}):
-        response = admin.post("/account/tokens/new/", form, follow=True)
+    for form, message in (
+        ({"name": "", "scopes": ["view"]}, "Give the token a name of at most 100 characters."),
+        ({"name": "ci", "scopes": []}, "Choose at least one action the token may perform."),
+        ({"name": "ci", "scopes": ["root"]}, "Select a valid choice. root is not one of the available choices."),
+    ):
+        response = admin.post("/account/tokens/new/", {**form, "all_environments": "on"}, follow=True)
         assert response.status_code == 200
+        assert message in response.content.decode()
         assert shown_token(response) is None
     assert not ApiToken.objects.exists()
     assert AuditEvent.objects.count() == before

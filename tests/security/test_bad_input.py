@@ -21,10 +21,11 @@ from deployments.models import Release
 from dr.models import DROperation
 from opsconsole.access.models import Action, ApiToken
 from opsconsole.audit.log import record
+from opsconsole.audit.models import AuditEvent
 from opsconsole.environments.models import Environment, FreezeWindow
 from opsconsole.runs.context import append_event
 from opsconsole.runs.models import Approval, EnvironmentLock, Run
-from tests.access.test_authorization_matrix import ALLOWED, ROUTES, client_of, path_for, snapshot
+from tests.access.test_authorization_matrix import ALLOWED, AUDIT_TABLE, ROUTES, changed, client_of, path_for, snapshot
 from tests.packaging.test_check_deploy import ROOT, production_env
 
 pytestmark = pytest.mark.django_db
@@ -181,7 +182,7 @@ def test_an_api_crash_answers_json(client, ci_token, settings):
 
 def test_every_form_refuses_a_post_without_its_csrf_token(world):
     """Every page URL that takes a POST, posted by a signed-in admin (or, for sign-in, anyone)
-    without the token: 403, nothing changed."""
+    without the token: 403, audited, nothing else changed."""
     forms = [
         route
         for (method, route), allowed in ALLOWED.items()
@@ -199,7 +200,8 @@ def test_every_form_refuses_a_post_without_its_csrf_token(world):
             client.handler.enforce_csrf_checks = False
         assert response.status_code == 403, f"POST /{route} without a CSRF token: {response.status_code}"
         assert b"CSRF" in response.content
-    assert snapshot() == before
+    assert [table for table in changed(before, snapshot()) if table != AUDIT_TABLE] == []  # but the refusals' audit
+    assert AuditEvent.objects.filter(action="request.refused", details__code="forbidden").count() == len(forms)
 
 
 def test_every_response_carries_a_content_security_policy(world):

@@ -418,6 +418,7 @@ def body_for(path: str, world) -> dict:
         "delay_ms": "0",
         "name": "matrix",
         "scopes": ["view"],
+        "all_environments": "on",
         "password": PASSWORD,
         "next": "/",
         "username": "dana",

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import principal_of, require, visible_environment_ids
-from opsconsole.api import BadRequest, api_endpoint, error, json_body, query_before, refusal
+from opsconsole.api import BadRequest, Conflict, Unavailable, api_endpoint, error, json_body, query_before, refusal
 from opsconsole.environments.models import Environment
 from opsconsole.runs.models import Run, Status
 from opsconsole.runs.services import NotPermitted, Refused, cancel, launch
@@ -32,6 +33,17 @@ def run_json(run: Run) -> dict:
         "cancel_requested": run.cancel_requested,
         "terminal": run.is_terminal,
     }
+
+
+def refusal_answer(exc: Refused, conflict_codes: frozenset[str] | set[str] = frozenset()) -> JsonResponse:
+    """The API's answer to a refusal, as opsconsole.api.refusal() decides its status, plus the run it
+    points at when there is one (a duplicate: `run`, the id, and `url`, where to follow it)."""
+    answer = refusal(exc, conflict_codes)
+    status = 503 if isinstance(answer, Unavailable) else 409 if isinstance(answer, Conflict) else 400
+    body = {"error": str(answer), "code": answer.code}
+    if exc.run is not None:
+        body.update(run=exc.run.pk, url=reverse("api_run", kwargs={"run_id": exc.run.pk}))
+    return JsonResponse(body, status=status)
 
 
 def _visible(request, run_id: int) -> Run:

@@ -27,6 +27,7 @@ class Status(models.TextChoices):
 
 
 ACTIVE = frozenset({Status.AWAITING_APPROVAL, Status.QUEUED, Status.RUNNING, Status.ROLLING_BACK})
+IDENTITY_LENGTH = 200
 EXECUTING = frozenset({Status.RUNNING, Status.ROLLING_BACK})
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.ERRORED, Status.CANCELED, Status.ROLLED_BACK})
 
@@ -66,6 +67,11 @@ class Run(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     cancel_requested = models.BooleanField(default=False)
     steps = models.JSONField(default=list, blank=True, help_text="The job's checklist and each step's state.")
+    identity = models.CharField(
+        max_length=IDENTITY_LENGTH,
+        blank=True,
+        help_text="What makes two requests of this kind the same (the kind's identity(params)); '' for none.",
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -73,6 +79,15 @@ class Run(models.Model):
             models.Index(fields=["environment", "-id"]),
             models.Index(fields=["status", "-id"]),
             models.Index(fields=["kind", "-id"]),
+        ]
+        constraints = [
+            # At most one active run per environment, kind and identity: two identical requests
+            # racing past every check still make one run (launch() turns the second into a refusal).
+            models.UniqueConstraint(
+                fields=["environment", "kind", "identity"],
+                condition=models.Q(status__in=sorted(ACTIVE)) & ~models.Q(identity=""),
+                name="one_active_run_per_identity",
+            )
         ]
 
     def __str__(self) -> str:

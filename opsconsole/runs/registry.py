@@ -75,6 +75,23 @@ def on_worker_lost(*names: str) -> Callable:
     return register
 
 
+# kind name -> what makes two requests of it the same, from the run's parameters (a deploy: the image
+# and the strategy), declared by the service that forms the request. While a run is active (awaiting
+# approval, queued, running), launch() refuses another of the same kind and identity in the same
+# environment as a duplicate naming it; a partial unique index on the runs table holds the rule
+# when two requests race past every check.
+IDENTITIES: dict[str, Callable[[dict], str]] = {}
+
+
+def request_identity(*names: str) -> Callable:
+    def register(func: Callable[[dict], str]) -> Callable[[dict], str]:
+        for name in names:
+            IDENTITIES[name] = func
+        return func
+
+    return register
+
+
 def get_kind(name: str) -> RunKind:
     try:
         return REGISTRY[name]

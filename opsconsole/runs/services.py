@@ -1,7 +1,7 @@
 """Starting and stopping runs: the functions views, the API and the CLI all call.
 
-launch(): permission -> validate -> check the queue -> atomic(create run, audit) -> dispatch on
-commit. Every user-caused error raises Refused with a clear message and changes nothing.
+launch(): permission -> validate -> duplicate? -> check the queue -> atomic(create run, audit) ->
+dispatch on commit. Every user-caused error raises Refused with a clear message and changes nothing.
 """
 
 from __future__ import annotations
@@ -10,23 +10,26 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from opsconsole.access.permissions import allowed
 from opsconsole.audit.log import record
 from opsconsole.runs.context import append_event
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue, dispatch_safely
-from opsconsole.runs.models import ACTIVE, IllegalTransition, Level, Run, Status
-from opsconsole.runs.registry import EnvironmentUse, UnknownRunKind, get_kind
+from opsconsole.runs.models import ACTIVE, IDENTITY_LENGTH, IllegalTransition, Level, Run, Status
+from opsconsole.runs.registry import IDENTITIES, EnvironmentUse, RunKind, UnknownRunKind, get_kind
 
 
 class Refused(Exception):
     """A request was refused and nothing changed: `str()` tells the user what to do, `code` is a
-    stable machine-readable reason (the API returns it). The one refusal type of every app."""
+    stable machine-readable reason (the API returns it), `run` the run it points at, if any (a
+    duplicate: the run already asked for). The one refusal type of every app."""
 
-    def __init__(self, message: str, code: str = "refused"):
+    def __init__(self, message: str, code: str = "refused", *, run: Run | None = None):
         super().__init__(message)
         self.code = code
+        self.run = run
 
 
 class NotPermitted(PermissionDenied):
@@ -71,6 +74,44 @@ def through_service(kind_name: str):
         _through_service.reset(token)
 
 
+def identity_of(kind: RunKind, params: dict) -> str:
+    """What makes a request of `kind` with `params` the same as another (opsconsole/runs/registry.py
+    IDENTITIES), or "" when the kind declares nothing."""
+    identify = IDENTITIES.get(kind.name)
+    return identify(params)[:IDENTITY_LENGTH] if identify is not None else ""
+
+
+def active_duplicate(kind: RunKind, environment, identity: str) -> Run | None:
+    """The active run of `kind` in `environment` with this identity, if any."""
+    if not identity:
+        return None
+    return (
+        Run.objects.filter(kind=kind.name, environment=environment, identity=identity, status__in=ACTIVE)
+        .order_by("id")
+        .first()
+    )
+
+
+def duplicate_refusal(kind: RunKind, run: Run) -> Refused:
+    status = run.get_status_display().lower()
+    return Refused(
+        f"An identical request is already {status} on {run.environment}: {kind.label} run #{run.pk} "
+        f"({reverse('run', kwargs={'run_id': run.pk})}). Follow that run instead of asking again.",
+        "duplicate",
+        run=run,
+    )
+
+
+def refuse_duplicate(kind_name: str, environment, params: dict) -> None:
+    """Refuse (code `duplicate`, naming the run) when a run of `kind_name` with the same identity
+    is active in `environment`. launch() asks this itself; a service asks it first when a
+    duplicate should be named before its other refusals (a running deploy also holds the lock)."""
+    kind = get_kind(kind_name)
+    existing = active_duplicate(kind, environment, identity_of(kind, params))
+    if existing is not None:
+        raise duplicate_refusal(kind, existing)
+
+
 def launch(
     kind_name: str,
     *,
@@ -101,6 +142,10 @@ def launch(
             params = kind.validate(params, environment)
         except ValueError as exc:
             raise Refused(str(exc), "invalid") from None
+    identity = identity_of(kind, params)
+    existing = active_duplicate(kind, environment, identity)
+    if existing is not None:
+        raise duplicate_refusal(kind, existing)
     if not awaiting_approval:
         try:
             check_queue()
@@ -109,15 +154,28 @@ def launch(
 
     user = signed_in_user(principal)
     with transaction.atomic():
-        run = Run.objects.create(
-            kind=kind.name,
-            environment=environment,
-            params=params,
-            status=Status.AWAITING_APPROVAL if awaiting_approval else Status.QUEUED,
-            # A token's owner is the requester: the two-person rule must see them.
-            requested_by=person_of(principal),
-            requested_by_name=principal_name(principal),
-        )
+        try:
+            with transaction.atomic():
+                run = Run.objects.create(
+                    kind=kind.name,
+                    environment=environment,
+                    params=params,
+                    identity=identity,
+                    status=Status.AWAITING_APPROVAL if awaiting_approval else Status.QUEUED,
+                    # A token's owner is the requester: the two-person rule must see them.
+                    requested_by=person_of(principal),
+                    requested_by_name=principal_name(principal),
+                )
+        except IntegrityError:
+            # An identical request got past the check above at the same moment; the unique
+            # index made this insert wait for it and then refused.
+            if not identity:
+                raise
+            existing = active_duplicate(kind, environment, identity)
+            if existing is None:  # and it ended in between
+                message = f"An identical request ({kind.label}) was made at the same moment; try again."
+                raise Refused(message, "duplicate") from None
+            raise duplicate_refusal(kind, existing) from None
         record(
             f"{kind.name}.requested",
             actor=user,

@@ -12,6 +12,7 @@ from opsconsole.access.models import Action
 from opsconsole.access.permissions import principal_of, require, visible_environment_ids
 from opsconsole.api import BadRequest, Conflict, Unavailable, api_endpoint, error, json_body, query_before, refusal
 from opsconsole.environments.models import Environment
+from opsconsole.runs.idempotency import idempotent
 from opsconsole.runs.models import Run, Status
 from opsconsole.runs.services import NotPermitted, Refused, cancel, launch
 from opsconsole.ui.pagination import keyset_page, parse_int
@@ -54,6 +55,7 @@ def _visible(request, run_id: int) -> Run:
 
 @csrf_exempt  # token requests carry no cookie; session requests are checked in the view
 @api_endpoint("GET", "POST")
+@idempotent
 def runs(request):
     principal = principal_of(request)
     if request.method == "POST":

@@ -1,5 +1,6 @@
 """Run: one row that is the truth about one execution; RunEvent: its append-only log;
-EnvironmentLock: at most one mutating run (or a manual hold) per environment.
+EnvironmentLock: at most one mutating run (or a manual hold) per environment; IdempotencyKey: an
+Idempotency-Key or a form's one-time token, and the answer its first request got.
 
 State changes go through `Run.transition()`, a conditional UPDATE that refuses what the state
 machine forbids, so two processes can never both move a run out of the same state.
@@ -216,3 +217,24 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.decision}s run #{self.run_id}"
+
+
+class IdempotencyKey(models.Model):
+    """A key one principal sent (an API Idempotency-Key, a form's one-time token), a fingerprint of
+    the request it came with, and the answer that request got, replayed to a repeat for a day
+    (opsconsole/runs/idempotency.py). Only successful answers are kept, with secret-looking values
+    masked."""
+
+    principal = models.CharField(max_length=40, help_text="user:<id> or token:<id>")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
+    status_code = models.PositiveSmallIntegerField(default=0)
+    body = models.JSONField(default=dict, blank=True)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["principal", "key"], name="one_idempotency_key_per_principal")]
+
+    def __str__(self) -> str:
+        return f"{self.principal} {self.key[:20]}"

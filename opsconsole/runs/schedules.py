@@ -8,10 +8,12 @@ from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 REAPER_TASK = "opsconsole.runs.tasks.reap_runs"
+FORGET_KEYS_TASK = "opsconsole.runs.tasks.forget_idempotency_keys"
 
 # name -> (task path, a callable giving the interval in seconds). Apps add theirs in ready().
 PERIODIC: dict[str, tuple[str, object]] = {
     "opsconsole: reap lost runs": (REAPER_TASK, lambda: settings.REAPER_INTERVAL_SECONDS),
+    "opsconsole: forget idempotency keys older than a day": (FORGET_KEYS_TASK, lambda: 3600),
 }
 
 

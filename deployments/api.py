@@ -1,5 +1,7 @@
 """JSON API for CI: register and list releases, request deploys and rollbacks, list environments
-(described in deployments/openapi.py)."""
+(described in deployments/openapi.py). A deploy or rollback request honours an Idempotency-Key
+header (opsconsole/runs/idempotency.py); one identical to a run still active is a 409 `duplicate`
+naming that run."""
 
 from __future__ import annotations
 
@@ -13,11 +15,21 @@ from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, principal_of, require, visible_environment_ids
 from opsconsole.api import BadRequest, api_endpoint, json_body, query_before, refusal
 from opsconsole.environments.models import Environment
-from opsconsole.runs.api import enforce_csrf_for_session, run_json
+from opsconsole.runs.api import enforce_csrf_for_session, refusal_answer, run_json
+from opsconsole.runs.idempotency import idempotent
 from opsconsole.runs.services import NotPermitted, Refused
 from opsconsole.ui.pagination import keyset_page
 
-CONFLICT_CODES = {"locked", "busy", "frozen", "already_live", "not_a_good_release", "not_configured", "failed_over"}
+CONFLICT_CODES = {
+    "locked",
+    "busy",
+    "duplicate",
+    "frozen",
+    "already_live",
+    "not_a_good_release",
+    "not_configured",
+    "failed_over",
+}
 
 
 def release_json(release: Release) -> dict:
@@ -133,17 +145,19 @@ def _request(request, name: str, action):
     except NotPermitted as exc:
         raise PermissionDenied(str(exc)) from None
     except Refused as exc:
-        raise refusal(exc, CONFLICT_CODES) from None
+        return refusal_answer(exc, CONFLICT_CODES)  # a duplicate or busy names the run: "run", "url"
     return JsonResponse(run_json(run), status=202)
 
 
 @csrf_exempt
 @api_endpoint("POST")
+@idempotent
 def deploy(request, name: str):
     return _request(request, name, services.request_deploy)
 
 
 @csrf_exempt
 @api_endpoint("POST")
+@idempotent
 def rollback(request, name: str):
     return _request(request, name, services.request_rollback)

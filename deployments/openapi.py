@@ -2,6 +2,7 @@
 deploy, rollback and releases."""
 
 from opsconsole.openapi import BEFORE, ENV_NAME, ERROR, ERRORS, QUEUE_DOWN, json_answer, page
+from opsconsole.runs.openapi import IDEMPOTENCY_KEY, KEY_REUSED, REFUSAL, started
 
 DEPLOY_BODY = {
     "required": True,
@@ -18,6 +19,12 @@ DEPLOY_BODY = {
         }
     },
 }
+
+DUPLICATES = (
+    "A request identical to a run still queued, awaiting approval or running in the environment (a deploy: "
+    "the same image and strategy; a rollback: the same release) is refused 409 `duplicate`, with `run` and "
+    "`url` naming that run. Send an `Idempotency-Key` to retry safely: a repeat gets the first answer."
+)
 
 PATHS = {
     "/api/v1/environments": {
@@ -40,12 +47,19 @@ PATHS = {
     "/api/v1/environments/{name}/deploy": {
         "post": {
             "summary": "Request a deploy of a release",
-            "parameters": [ENV_NAME],
+            "description": DUPLICATES,
+            "parameters": [ENV_NAME, IDEMPOTENCY_KEY],
             "requestBody": DEPLOY_BODY,
             "responses": {
-                "202": json_answer({"$ref": "#/components/schemas/Run"}, "The run was created"),
-                "409": json_answer(ERROR, "Locked, frozen, failed over to DR, or another run is active"),
+                "202": started({"$ref": "#/components/schemas/Run"}, "The run was created"),
+                "409": json_answer(
+                    REFUSAL,
+                    "The same deploy is already active (duplicate, naming its run), another deploy or rollback is "
+                    "(busy, naming it), locked, frozen, failed over to DR, or the Idempotency-Key's first request is "
+                    "still being answered (idempotency_in_progress)",
+                ),
                 "404": json_answer(ERROR, "The name cannot be an environment's (an unknown one is a 400)"),
+                **KEY_REUSED,
                 **ERRORS,
                 **QUEUE_DOWN,
             },
@@ -54,12 +68,19 @@ PATHS = {
     "/api/v1/environments/{name}/rollback": {
         "post": {
             "summary": "Request a rollback to an earlier good release",
-            "parameters": [ENV_NAME],
+            "description": DUPLICATES,
+            "parameters": [ENV_NAME, IDEMPOTENCY_KEY],
             "requestBody": DEPLOY_BODY,
             "responses": {
-                "202": json_answer({"$ref": "#/components/schemas/Run"}, "The run was created"),
-                "409": json_answer(ERROR, "Locked, frozen, failed over to DR, busy, or not a good release"),
+                "202": started({"$ref": "#/components/schemas/Run"}, "The run was created"),
+                "409": json_answer(
+                    REFUSAL,
+                    "A rollback to the same release is already active (duplicate, naming its run), another deploy or "
+                    "rollback is (busy), locked, frozen, failed over to DR, not a good release, or the "
+                    "Idempotency-Key's first request is still being answered (idempotency_in_progress)",
+                ),
                 "404": json_answer(ERROR, "The name cannot be an environment's (an unknown one is a 400)"),
+                **KEY_REUSED,
                 **ERRORS,
                 **QUEUE_DOWN,
             },

@@ -14,7 +14,16 @@ from opsconsole.environments.models import Environment, Strategy
 from opsconsole.environments.services import check_blockers
 from opsconsole.runs.approvals import environment_approvals_met, expire_if_due, vote
 from opsconsole.runs.models import ACTIVE, EnvironmentLock, Run, Status
-from opsconsole.runs.services import NotPermitted, Refused, launch, principal_name, signed_in_user, through_service
+from opsconsole.runs.registry import request_identity
+from opsconsole.runs.services import (
+    NotPermitted,
+    Refused,
+    launch,
+    principal_name,
+    refuse_duplicate,
+    signed_in_user,
+    through_service,
+)
 
 DEPLOY_KINDS = ("deployments.deploy", "deployments.rollback")
 
@@ -76,12 +85,9 @@ def register_release(
 # --- Deploy and roll back ------------------------------------------------------------------------
 
 
-def _check_can_change(environment: Environment, principal, action: str, override_reason: str) -> str:
-    """The preconditions every deploy and rollback shares. Returns the freeze override used, if any."""
-    if not allowed(principal, action, environment):
-        raise NotPermitted(f"You do not have permission to deploy to {environment}.")
-    if not environment.is_deployable:
-        raise Refused(f"{environment} has no ECS cluster, service and container configured.", "not_configured")
+def _check_state(environment: Environment, principal, override_reason: str) -> str:
+    """What the environment's state may forbid: a change blocker (failed over to DR), a lock,
+    another deploy or rollback in flight, a freeze window. Returns the freeze override used, if any."""
     check_blockers(environment)
     lock = EnvironmentLock.objects.filter(environment=environment).first()
     if lock is not None:
@@ -129,60 +135,82 @@ def _snapshot(environment: Environment) -> dict:
     return {**{name: getattr(environment, name) for name in fields}, "prometheus_url": environment.prometheus_endpoint}
 
 
-def request_deploy(environment: Environment, release: Release, principal, *, override_reason: str = "") -> Run:
-    override = _check_can_change(environment, principal, Action.DEPLOY, override_reason)
-    return _launch_deployment("deployments.deploy", DeploymentKind.DEPLOY, environment, release, principal, override)
-
-
-def request_rollback(environment: Environment, release: Release, principal, *, override_reason: str = "") -> Run:
-    """Roll back to an earlier release that was deployed successfully to this environment."""
-    override = _check_can_change(environment, principal, Action.DEPLOY, override_reason)
-    good = Deployment.objects.filter(environment=environment, release=release, run__status=Status.SUCCEEDED).exists()
-    if not good:
-        raise Refused(
-            f"{release.tag} was never deployed successfully to {environment}; "
-            "roll back only to a release from its history.",
-            "not_a_good_release",
-        )
-    if environment.live_release_id == release.pk:
-        raise Refused(f"{release.tag} is already live on {environment}.", "already_live")
-    return _launch_deployment(
-        "deployments.rollback", DeploymentKind.ROLLBACK, environment, release, principal, override
-    )
-
-
-def _refuse_if_busy(environment: Environment) -> None:
-    """Another deploy or rollback in flight is a conflict; other runs (a backup, a Terraform plan)
-    only serialise with it through the environment lock: the deploy waits in the queue."""
-    active = (
-        Run.objects.filter(environment=environment, status__in=ACTIVE, kind__in=DEPLOY_KINDS).order_by("id").first()
-    )
-    if active is not None:
-        raise Refused(
-            f"Run #{active.pk} ({active.kind}) is still {active.get_status_display().lower()} on {environment}.", "busy"
-        )
-
-
-def _launch_deployment(
-    kind_name: str, kind: str, environment: Environment, release: Release, principal, override: str
-) -> Run:
-    params = {
+def _params(environment: Environment, release: Release) -> dict:
+    return {
         **_snapshot(environment),
         "environment": environment.name,
         "release": {"id": release.pk, "tag": release.tag, "digest": release.digest, "image": release.image},
         "previous_release_id": environment.live_release_id,
     }
+
+
+@request_identity("deployments.deploy")
+def deploy_identity(params: dict) -> str:
+    """Two deploys are the same request when they roll out the same image the same way."""
+    return f"{params['release']['digest']} {params['strategy']}"
+
+
+@request_identity("deployments.rollback")
+def rollback_identity(params: dict) -> str:
+    """Two rollbacks are the same request when they go back to the same release."""
+    return params["release"]["digest"]
+
+
+def request_deploy(environment: Environment, release: Release, principal, *, override_reason: str = "") -> Run:
+    return _request("deployments.deploy", DeploymentKind.DEPLOY, environment, release, principal, override_reason)
+
+
+def request_rollback(environment: Environment, release: Release, principal, *, override_reason: str = "") -> Run:
+    """Roll back to an earlier release that was deployed successfully to this environment."""
+    return _request("deployments.rollback", DeploymentKind.ROLLBACK, environment, release, principal, override_reason)
+
+
+def _check(kind_name: str, environment: Environment, release: Release, principal, override_reason: str) -> str:
+    """Every refusal of a deploy or rollback past the permission, in the order a user should hear
+    them: the same request already active (named before the lock it holds), the state, and for a
+    rollback its target. Returns the freeze override used, if any."""
+    refuse_duplicate(kind_name, environment, _params(environment, release))
+    override = _check_state(environment, principal, override_reason)
+    if kind_name == "deployments.rollback":
+        good = Deployment.objects.filter(
+            environment=environment, release=release, run__status=Status.SUCCEEDED
+        ).exists()
+        if not good:
+            raise Refused(
+                f"{release.tag} was never deployed successfully to {environment}; "
+                "roll back only to a release from its history.",
+                "not_a_good_release",
+            )
+        if environment.live_release_id == release.pk:
+            raise Refused(f"{release.tag} is already live on {environment}.", "already_live")
+    return override
+
+
+def _lock(environment: Environment) -> Environment:
+    """Take the environment's row, FOR NO KEY UPDATE (it does not hold back rows that merely point
+    at the environment), and read it afresh."""
+    return Environment.objects.select_for_update(no_key=True).get(pk=environment.pk)
+
+
+def _request(
+    kind_name: str, kind: str, environment: Environment, release: Release, principal, override_reason: str
+) -> Run:
+    if not allowed(principal, Action.DEPLOY, environment):
+        raise NotPermitted(f"You do not have permission to deploy to {environment}.")
+    if not environment.is_deployable:
+        raise Refused(f"{environment} has no ECS cluster, service and container configured.", "not_configured")
+    _check(kind_name, environment, release, principal, override_reason)  # refuse early, without waiting
     with transaction.atomic(), through_service(kind_name):
-        # Requests for one environment take turns here, so two at once (a double submit, a
-        # retrying client) make one run and a clear "busy" for the other.
-        # FOR NO KEY UPDATE: it does not hold back rows that merely point at the environment.
-        Environment.objects.select_for_update(no_key=True).filter(pk=environment.pk).first()
-        _refuse_if_busy(environment)
+        # Requests for one environment take turns here, and each checks everything again once it
+        # holds the row: an identical request, a lock or a freeze that came in meanwhile refuses
+        # this one, so a double submit or a retrying client makes one run.
+        environment = _lock(environment)
+        override = _check(kind_name, environment, release, principal, override_reason)
         run = launch(
             kind_name,
             principal=principal,
             environment=environment,
-            params=params,
+            params=_params(environment, release),
             awaiting_approval=environment.required_approvals > 0,
             check_permission=False,
         )
@@ -205,6 +233,20 @@ def _launch_deployment(
                 details={"reason": override},
             )
     return run
+
+
+def _refuse_if_busy(environment: Environment) -> None:
+    """Another deploy or rollback in flight is a conflict; other runs (a backup, a Terraform plan)
+    only serialise with it through the environment lock: the deploy waits in the queue."""
+    active = (
+        Run.objects.filter(environment=environment, status__in=ACTIVE, kind__in=DEPLOY_KINDS).order_by("id").first()
+    )
+    if active is not None:
+        raise Refused(
+            f"Run #{active.pk} ({active.kind}) is still {active.get_status_display().lower()} on {environment}.",
+            "busy",
+            run=active,
+        )
 
 
 # --- Approvals -----------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""Deployment pages: the environment page (history, deploy, rollback, lock, approvals) and releases."""
+"""Deployment pages: the environment page (history, deploy, rollback, lock, approvals) and releases.
+
+The deploy and rollback forms carry a one-time token (opsconsole/runs/idempotency.py): sending one
+twice (a double click, a resubmitted page) makes one run and shows it."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, require
 from opsconsole.environments import services as environments
 from opsconsole.environments.models import Environment
+from opsconsole.runs.idempotency import AlreadyRequested, form_token, submit_once
 from opsconsole.runs.models import Decision, Status
 from opsconsole.runs.services import Refused
 from opsconsole.ui.pagination import keyset_page, parse_int
@@ -74,6 +78,8 @@ def environment_detail(request, name: str):
         "can_approve": allowed(request.user, Action.APPROVE, environment),
         "can_override": allowed(request.user, Action.ADMIN, environment),
         "decisions": Decision.choices,
+        "deploy_token": form_token(),
+        "rollback_token": form_token(),
     }
     return render(request, "deployments/environment.html", context)
 
@@ -86,8 +92,12 @@ def _request_deployment(request, name: str, action, problem: str, confirmed: boo
     if release is None or not confirmed:
         messages.error(request, problem)
         return redirect("environment", name=name)
+    reason = request.POST.get("override_reason", "")
     try:
-        run = action(environment, release, request.user, override_reason=request.POST.get("override_reason", ""))
+        run = submit_once(request, lambda: action(environment, release, request.user, override_reason=reason))
+    except AlreadyRequested as done:
+        messages.info(request, str(done))
+        return redirect("run", run_id=done.run_id)
     except Refused as exc:
         messages.error(request, str(exc))
         return redirect("environment", name=name)

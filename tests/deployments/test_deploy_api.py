@@ -179,10 +179,30 @@ def test_a_deploy_during_a_freeze_is_refused_unless_an_admin_overrides_it(
     assert override.details == {"reason": "security hotfix CVE-1"} and override.actor == users["admin"]
 
 
-def test_a_second_deploy_while_one_is_active_is_a_conflict(client, token, release, no_execution):
-    assert post(client, "/api/v1/environments/staging/deploy", {"release_id": release.pk}, token).status_code == 202
-    response = post(client, "/api/v1/environments/staging/deploy", {"release_id": release.pk}, token)
-    assert response.status_code == 409 and response.json()["code"] == "busy"
+def test_the_same_deploy_again_is_a_duplicate_naming_the_run(client, token, release, no_execution):
+    first = post(client, "/api/v1/environments/staging/deploy", {"release_id": release.pk}, token)
+    assert first.status_code == 202
+    run_id = first.json()["id"]
+    before = state()
+    response = post(client, "/api/v1/environments/staging/deploy", {"digest": release.digest}, token)
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": f"An identical request is already queued on staging: Deploy run #{run_id} (/runs/{run_id}/). "
+        "Follow that run instead of asking again.",
+        "code": "duplicate",
+        "run": run_id,
+        "url": f"/api/v1/runs/{run_id}",
+    }
+    assert state()[:3] == before[:3] and Deployment.objects.count() == 1
+
+
+def test_another_deploy_while_one_is_active_is_busy_naming_it(client, token, release, no_execution):
+    other = Release.objects.create(repository="r", tag="v2", digest="sha256:" + "b" * 64, registered_by_name="ci")
+    run_id = post(client, "/api/v1/environments/staging/deploy", {"release_id": release.pk}, token).json()["id"]
+    response = post(client, "/api/v1/environments/staging/deploy", {"release_id": other.pk}, token)
+    assert response.status_code == 409
+    assert response.json()["code"] == "busy" and response.json()["run"] == run_id
+    assert Run.objects.count() == 1
 
 
 def test_rolling_back_to_a_release_that_never_succeeded_is_refused(client, token, release, deployable):

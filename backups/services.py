@@ -21,6 +21,7 @@ from backups.postgres import check_database_name
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed
 from opsconsole.runs.models import ACTIVE, Run
+from opsconsole.runs.registry import request_identity
 from opsconsole.runs.services import NotPermitted, Refused, launch, principal_name, through_service
 
 POLICY_TASK = "backups.tasks.run_policy"
@@ -188,8 +189,17 @@ def validate_restore(params: dict, environment) -> dict:
     }
 
 
+@request_identity("backups.restore")
+def restore_identity(params: dict) -> str:
+    """Two restores are the same request when they restore the same backup into the same target:
+    while one is active, launch() refuses the other as a duplicate (the runs table's unique index
+    holds it when two arrive at once)."""
+    return f"{params['backup']} {params['target']}"
+
+
 def request_restore(backup: Backup, principal, target: str, confirmation: str) -> Run:
-    """Restore `backup` into a new `target`, typed twice. Refusals change nothing."""
+    """Restore `backup` into a new `target`, typed twice. Refusals change nothing; an identical
+    restore still active is refused as a duplicate naming its run."""
     target = (target or "").strip()
     if not allowed(principal, Action.BACKUP, backup.environment):
         raise NotPermitted(f"You do not have permission to restore backups in {backup.environment}.")

@@ -19,6 +19,7 @@ from opsconsole.access.sudo import sudo_required
 from opsconsole.audit.log import record
 from opsconsole.environments.models import Environment
 from opsconsole.environments.services import visible_environments
+from opsconsole.runs.idempotency import AlreadyRequested, form_token, submit_once
 from opsconsole.runs.services import Refused
 from opsconsole.ui.pagination import keyset_page, parse_int
 
@@ -134,8 +135,13 @@ def restore(request, backup_id: int):
     backup = get_object_or_404(Backup.objects.select_related("environment", "policy"), pk=backup_id)
     target = (request.POST.get("target") or "").strip()
     if request.method == "POST":
+        confirmation = request.POST.get("confirm", "")
         try:
-            run = services.request_restore(backup, request.user, target, request.POST.get("confirm", ""))
+            # The form's one-time token: sent twice, it starts one restore and shows it.
+            run = submit_once(request, lambda: services.request_restore(backup, request.user, target, confirmation))
+        except AlreadyRequested as done:
+            messages.info(request, str(done))
+            return redirect("run", run_id=done.run_id)
         except Refused as exc:
             messages.error(request, str(exc))
         else:
@@ -145,7 +151,8 @@ def restore(request, backup_id: int):
     suggestion = f"{backup.policy.database_name if backup.policy else 'restore'}_restore_{backup.pk}"
     if backup.kind == Kind.RDS_SNAPSHOT:
         suggestion = f"{backup.policy.source_identifier if backup.policy else 'db'}-restore-{backup.pk}"
-    return render(request, "backups/restore.html", {"backup": backup, "target": target or suggestion})
+    context = {"backup": backup, "target": target or suggestion, "request_token": form_token()}
+    return render(request, "backups/restore.html", context)
 
 
 class PolicyForm(forms.ModelForm):

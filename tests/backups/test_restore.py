@@ -1,10 +1,14 @@
 """Restores: a pg_dump object into a new database after its checksum is checked; refusals for
 the live database, a mistyped confirmation and a corrupted object; an RDS snapshot into a new
-instance."""
+instance; an identical restore while one is active (or at the same moment, or the form sent twice)
+makes one."""
+
+from unittest import mock
 
 import psycopg
 import pytest
 
+from backups import services
 from backups.models import Restore
 from backups.services import request_backup, request_restore
 from opsconsole.audit.models import AuditEvent
@@ -12,6 +16,7 @@ from opsconsole.runs.models import Run, Status
 from opsconsole.runs.services import NotPermitted, Refused
 from sandbox.bootstrap import BACKUP_BUCKETS, REGION, clients
 from tests.backups.conftest import database_exists, s3, server
+from tests.deployments.test_concurrent_requests import at_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -108,3 +113,52 @@ def test_a_snapshot_restores_into_a_new_instance_and_never_over_the_live_one(use
     assert restore.status == Status.SUCCEEDED, restore.error
     rds = clients(stack.endpoint)("rds")
     assert rds.describe_db_instances(DBInstanceIdentifier="sentinel-staging-restored")["DBInstances"]
+
+
+def test_an_identical_restore_while_one_is_active_is_refused_naming_it(users, dump, settings):
+    settings.OPSCONSOLE_QUEUE = "celery"  # the first restore stays queued while the second arrives
+    with mock.patch("opsconsole.runs.services.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
+        first = request_restore(dump, users["backup_operator"], "h6_bk_twice", "h6_bk_twice")
+        with pytest.raises(Refused) as refused:
+            request_restore(dump, users["backup_operator"], "h6_bk_twice", "h6_bk_twice")
+        assert refused.value.code == "duplicate" and refused.value.run == first
+        assert f"run #{first.pk} (/runs/{first.pk}/)" in str(refused.value)
+        assert Restore.objects.count() == 1
+        other = request_restore(dump, users["backup_operator"], "h6_bk_elsewhere", "h6_bk_elsewhere")
+    assert Restore.objects.count() == 2 and other.pk != first.pk
+
+
+def test_identical_restores_at_once_make_one(users, dump, settings):
+    settings.OPSCONSOLE_QUEUE = "celery"
+    with mock.patch("opsconsole.runs.services.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
+        # Held just before launch(): all four pass its check, and the runs table's unique index
+        # makes the later inserts wait for the first and refuse.
+        outcomes = at_once(
+            4,
+            lambda i: request_restore(dump, users["backup_operator"], "h6_bk_race", "h6_bk_race").pk,
+            hold=(services, "launch"),
+        )
+    [restore] = Restore.objects.all()
+    assert outcomes.count(restore.run_id) == 1
+    assert all(isinstance(o, Refused) and o.code == "duplicate" for o in outcomes if o != restore.run_id)
+    assert Run.objects.filter(kind="backups.restore").count() == 1
+
+
+def test_the_restore_form_sent_twice_makes_one_restore(users, dump, settings):
+    from django.test import Client
+
+    settings.OPSCONSOLE_QUEUE = "celery"
+    client = Client()
+    client.force_login(users["backup_operator"])
+    session = client.session
+    session["sudo_until"] = 10**12
+    session.save()
+    token = client.get(f"/backups/{dump.pk}/restore/").context["request_token"]
+    form = {"target": "h6_bk_form", "confirm": "h6_bk_form", "request_token": token}
+    with mock.patch("opsconsole.runs.services.check_queue"), mock.patch("opsconsole.runs.dispatch.dispatch"):
+        first, again = (
+            client.post(f"/backups/{dump.pk}/restore/", form),
+            client.post(f"/backups/{dump.pk}/restore/", form),
+        )
+    [restore] = Restore.objects.all()
+    assert first.url == again.url == f"/runs/{restore.run_id}/"

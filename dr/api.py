@@ -9,6 +9,10 @@ the person behind it (its owner, who must still be a DR operator or admin there)
 for the two-person rule. Every refusal after the permission check (a failed CSRF check, no sudo
 mode, bad input, the state) is audited as `dr.<operation>.refused` (outcome denied) and changes
 nothing else; a body over the upload limit is refused 413 before it is read, unaudited.
+
+A request honours an Idempotency-Key header (opsconsole/runs/idempotency.py: the same key answers
+the first answer again and starts nothing); a request of an operation already active is a 409
+`duplicate` naming its run (`run`, `url`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from opsconsole.access.permissions import allowed, principal_of, visible_environ
 from opsconsole.access.sudo import in_sudo_mode
 from opsconsole.api import BadRequest, TooLarge, error, json_body, query_before
 from opsconsole.api import api_endpoint as endpoint
-from opsconsole.runs.api import enforce_csrf_for_session, run_json
+from opsconsole.runs.api import enforce_csrf_for_session, refusal_answer, run_json
+from opsconsole.runs.idempotency import idempotent
 from opsconsole.runs.models import Run
 from opsconsole.runs.services import NotPermitted, Refused
 from opsconsole.ui.pagination import keyset_page
@@ -32,6 +37,7 @@ from opsconsole.ui.pagination import keyset_page
 # Refusals the state causes (409); the rest are bad input (400), but self-approval (403).
 CONFLICT_CODES = {
     "busy",
+    "duplicate",
     "already_failed_over",
     "not_failed_over",
     "cooldown",
@@ -177,6 +183,8 @@ def _guarded(request, plan: DRPlan, operation: str, act):
         services.record_refusal(plan, principal, operation, exc)
         if isinstance(exc, NotPermitted) or code == "self_approval":
             return error(403, str(exc), code)
+        if isinstance(exc, Refused) and exc.run is not None:
+            return refusal_answer(exc, CONFLICT_CODES)  # with the run it names
         if code == "queue_unavailable":
             return error(503, str(exc), code)
         return error(409 if code in CONFLICT_CODES else 400, str(exc), code)
@@ -204,18 +212,21 @@ def _request(request, name: str, operation: str):
 
 @csrf_exempt
 @endpoint("POST")
+@idempotent
 def failover(request, name: str):
     return _request(request, name, Operation.FAILOVER)
 
 
 @csrf_exempt
 @endpoint("POST")
+@idempotent
 def drill(request, name: str):
     return _request(request, name, Operation.DRILL)
 
 
 @csrf_exempt
 @endpoint("POST")
+@idempotent
 def failback(request, name: str):
     return _request(request, name, Operation.FAILBACK)
 

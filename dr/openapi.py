@@ -2,6 +2,7 @@
 guarded failover, drill and failback requests and votes."""
 
 from opsconsole.openapi import BEFORE, ENV_NAME, ERROR, ERRORS, RUN_ID, json_answer, page
+from opsconsole.runs.openapi import IDEMPOTENCY_KEY, KEY_REUSED, REFUSAL, started
 
 DR_REQUEST_BODY = {
     "required": True,
@@ -23,11 +24,18 @@ DR_GUARD = (
     "`dr` scope whose owner is a DR operator or admin there (the owner is the requester for the two-person "
     "rule). Refusals after the permission check are audited as `dr.<operation>.refused` and change nothing else."
 )
+DUPLICATES = (
+    " While a failover (drill, failback) of the environment is awaiting approval, queued or running, another "
+    "request of it is refused 409 `duplicate` naming that run. Send an `Idempotency-Key` to retry safely."
+)
 DR_ERRORS = {
     **ERRORS,
     "404": json_answer(ERROR, "No DR plan (or no such DR run) for this environment"),
     "409": json_answer(
-        ERROR, "The state forbids it: busy, cooldown, already failed over, not awaiting approval, expired"
+        REFUSAL,
+        "The state forbids it: the same operation already active (duplicate, naming its run: `run`, `url`), "
+        "another one active (busy, naming it), cooldown, already failed over, not awaiting approval, expired, or "
+        "the Idempotency-Key's first request is still being answered (idempotency_in_progress)",
     ),
 }
 
@@ -36,12 +44,13 @@ def _dr_request(operation: str) -> dict:
     return {
         "post": {
             "summary": f"Request a DR {operation}; it waits for a second person's approval",
-            "description": "Body: a reason and the environment's name typed in `confirm`." + DR_GUARD,
-            "parameters": [ENV_NAME],
+            "description": "Body: a reason and the environment's name typed in `confirm`." + DR_GUARD + DUPLICATES,
+            "parameters": [ENV_NAME, IDEMPOTENCY_KEY],
             "requestBody": DR_REQUEST_BODY,
             "responses": {
-                "202": json_answer({"$ref": "#/components/schemas/DRRequest"}, "Awaiting approval"),
+                "202": started({"$ref": "#/components/schemas/DRRequest"}, "Awaiting approval"),
                 **DR_ERRORS,
+                **KEY_REUSED,
             },
         }
     }

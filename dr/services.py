@@ -1,7 +1,9 @@
 """Requesting, approving and resuming failovers, drills and failbacks: the guarded path.
 
-request(): DR permission -> typed environment name -> reason -> cooldown and state -> atomic(run
-awaiting approval, operation record, audit). decide(): a different DR operator or admin, within the
+request(): DR permission -> typed environment name -> reason -> the same request active, busy,
+cooldown and state -> atomic(the plan's row lock, the same checks again, run awaiting approval,
+operation record, audit): requests for one plan take turns, so six at once make one run and five
+refusals naming it. decide(): a different DR operator or admin, within the
 plan's approval window (the shared rules of opsconsole.runs.approvals.vote); the approval time starts
 the RTO clock. Every refusal changes nothing.
 
@@ -28,18 +30,26 @@ from opsconsole.runs.approvals import expire_if_due, vote
 from opsconsole.runs.context import append_event
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue
 from opsconsole.runs.models import ACTIVE, EnvironmentLock, Level, Run, Status
-from opsconsole.runs.registry import UnknownRunKind, get_kind
+from opsconsole.runs.registry import UnknownRunKind, get_kind, request_identity
 from opsconsole.runs.services import (
     NotPermitted,
     Refused,
     launch,
     person_of,
     principal_name,
+    refuse_duplicate,
     signed_in_user,
     through_service,
 )
 
 DR_KINDS = tuple(RUN_KINDS.values())
+
+
+@request_identity(*DR_KINDS)
+def operation_identity(params: dict) -> str:
+    """Any two failovers (drills, failbacks) of one environment are the same request while one is
+    active: there is one DR site to go to."""
+    return params["operation"]
 
 
 def may_dr(principal, environment) -> bool:
@@ -80,13 +90,35 @@ def request(plan: DRPlan, principal, operation: str, *, reason: str, typed_name:
     reason = reason.strip()
     if not reason:
         raise Refused("Say why: the reason is kept in the audit log.", "reason_required")
+    _check_state(plan, operation)  # refuse early, without waiting for the plan's row
+    with transaction.atomic():
+        plan = _lock(plan)
+        _check_state(plan, operation)  # again: what another request changed meanwhile counts
+        return _launch(plan, principal, operation, reason, resumes=None)
+
+
+def _lock(plan: DRPlan) -> DRPlan:
+    """Take the plan's row (requests for one plan take turns) and read it afresh. FOR NO KEY
+    UPDATE: operation records pointing at the plan are not held back."""
+    return DRPlan.objects.select_for_update(no_key=True, of=("self",)).select_related("environment").get(pk=plan.pk)
+
+
+def _refuse_if_busy(plan: DRPlan) -> None:
     busy = active_operation(plan)
     if busy is not None:
         raise Refused(
             f"Run #{busy.run_id} ({busy.get_operation_display().lower()}) is still "
             f"{busy.run.get_status_display().lower()}.",
             "busy",
+            run=busy.run,
         )
+
+
+def _check_state(plan: DRPlan, operation: str) -> None:
+    """What the plan's state may forbid, the same request already active first (code duplicate)."""
+    environment = plan.environment
+    refuse_duplicate(RUN_KINDS[operation], environment, {"operation": operation})
+    _refuse_if_busy(plan)
     if operation == Operation.FAILOVER and plan.active_site == Site.DR:
         raise Refused(f"{environment} already runs in {plan.dr_region}; fail back first.", "already_failed_over")
     if operation == Operation.FAILBACK and plan.active_site == Site.PRIMARY:
@@ -100,7 +132,6 @@ def request(plan: DRPlan, principal, operation: str, *, reason: str, typed_name:
                 f"A {operation} of {environment} was approved recently; the cooldown lasts until {until:%H:%M} UTC.",
                 "cooldown",
             )
-    return _launch(plan, principal, operation, reason, resumes=None)
 
 
 def _launch(plan: DRPlan, principal, operation: str, reason: str, resumes: DROperation | None) -> Run:
@@ -262,14 +293,14 @@ def resume(operation: DROperation, principal) -> Run:
     refusal = operation.resume_refusal()
     if refusal is not None:
         raise Refused(*refusal)
-    busy = active_operation(plan)
-    if busy is not None:
-        raise Refused(f"Run #{busy.run_id} is still {busy.run.get_status_display().lower()}.", "busy")
+    _refuse_if_busy(plan)
     try:
         check_queue()
     except QueueUnavailable as exc:
         raise Refused(str(exc), "queue_unavailable") from None
     with transaction.atomic():
+        plan = _lock(plan)
+        _refuse_if_busy(plan)
         run = _launch(plan, principal, operation.operation, operation.reason, resumes=operation)
         record(
             f"dr.{operation.operation}.resumed",

@@ -16,6 +16,7 @@ from opsconsole.access.sudo import sudo_required
 from opsconsole.audit.log import record
 from opsconsole.environments.services import visible_environments
 from opsconsole.runs.approvals import approval_deadline
+from opsconsole.runs.idempotency import AlreadyRequested, form_token, submit_once
 from opsconsole.runs.models import Run, Status
 from opsconsole.runs.services import Refused
 
@@ -106,21 +107,27 @@ def request_operation(request, name: str, operation: str):
     plan = _plan(request, name)
     require(request, Action.DR, plan.environment)
     if request.method == "POST":
+        reason, typed_name = request.POST.get("reason", ""), request.POST.get("confirm", "")
         try:
-            run = services.request(
-                plan,
-                request.user,
-                operation,
-                reason=request.POST.get("reason", ""),
-                typed_name=request.POST.get("confirm", ""),
+            # The form's one-time token: sent twice, it makes one request and shows it.
+            run = submit_once(
+                request, lambda: services.request(plan, request.user, operation, reason=reason, typed_name=typed_name)
             )
+        except AlreadyRequested as done:
+            messages.info(request, str(done))
+            return redirect("run", run_id=done.run_id)
         except Refused as exc:
             services.record_refusal(plan, request.user, operation, exc)
             messages.error(request, str(exc))
         else:
             messages.success(request, f"Requested; another DR operator or an admin must approve run #{run.pk}.")
             return redirect("run", run_id=run.pk)
-    context = {"plan": plan, "operation": operation, "label": dict(Operation.choices)[operation]}
+    context = {
+        "plan": plan,
+        "operation": operation,
+        "label": dict(Operation.choices)[operation],
+        "request_token": form_token(),
+    }
     return render(request, "dr/request.html", context)
 
 

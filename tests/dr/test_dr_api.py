@@ -159,13 +159,25 @@ def test_an_oversized_body_is_413_and_changes_nothing(client, users, plan, setti
     assert refused_events() == []
 
 
-def test_a_failover_while_one_is_pending_is_a_conflict(client, users, plan):
+def test_a_failover_while_one_is_pending_is_a_duplicate_naming_it(client, users, plan):
     headers = token(users, ["dr"])
-    assert post(client, "/api/v1/dr/staging/failover", GOOD, headers).status_code == 202
+    first = post(client, "/api/v1/dr/staging/failover", GOOD, headers)
+    assert first.status_code == 202
+    run_id = first.json()["run"]["id"]
     before = state()
     response = post(client, "/api/v1/dr/staging/failover", GOOD, headers)
-    assert response.status_code == 409 and response.json()["code"] == "busy"
-    assert state() == before and len(refused_events()) == 1
+    assert response.status_code == 409 and response.json()["code"] == "duplicate"
+    assert response.json()["run"] == run_id and response.json()["url"] == f"/api/v1/runs/{run_id}"
+    assert f"DR failover run #{run_id} (/runs/{run_id}/)" in response.json()["error"]
+    assert state() == before and [event["details"]["code"] for event in refused_events()] == ["duplicate"]
+
+
+def test_a_drill_while_a_failover_is_pending_is_busy(client, users, plan):
+    DRPlan.objects.filter(pk=plan.pk).update(drill_record_name="drill.api.example.com.")
+    headers = token(users, ["dr"])
+    run_id = post(client, "/api/v1/dr/staging/failover", GOOD, headers).json()["run"]["id"]
+    response = post(client, "/api/v1/dr/staging/drill", GOOD, headers)
+    assert response.status_code == 409 and response.json()["code"] == "busy" and response.json()["run"] == run_id
 
 
 def test_a_drill_and_a_failback_go_through_the_same_guard(client, users, plan):

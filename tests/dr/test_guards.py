@@ -123,10 +123,10 @@ def test_a_rejection_needs_a_comment_and_cancels(plan, operators, queued):
 
 
 def test_a_second_request_is_refused_while_one_is_pending(plan, operators, queued):
-    ask(plan, operators["dora"])
+    first = ask(plan, operators["dora"])
     with pytest.raises(services.Refused) as refused:
         ask(plan, operators["dave"])
-    assert refused.value.code == "busy"
+    assert refused.value.code == "duplicate" and refused.value.run == first
 
 
 def test_the_cooldown_blocks_a_second_failover(plan, operators, queued):

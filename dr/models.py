@@ -193,6 +193,13 @@ class DROperation(models.Model):
                 )
         return None
 
+    def first_attempt(self) -> DROperation:
+        """The request this attempt continues (itself unless it is a resume)."""
+        attempt = self
+        while attempt.resumes_id is not None:
+            attempt = attempt.resumes
+        return attempt
+
     def can_resume(self) -> bool:
         return self.resume_refusal() is None
 

@@ -62,13 +62,13 @@ def active_operation(plan: DRPlan) -> DROperation | None:
     return plan.operations.filter(run__status__in=ACTIVE).select_related("run").first()
 
 
-def cooldown_until(plan: DRPlan, operation: str):
-    """When the last failover (or failback) that was approved stops blocking another one."""
-    last = (
-        plan.operations.filter(operation=operation, approved_at__isnull=False, resumes__isnull=True)
-        .order_by("-approved_at")
-        .first()
-    )
+def cooldown_until(plan: DRPlan, operation: str, resuming: DROperation | None = None):
+    """When the last failover (or failback) that was approved stops blocking another one. A
+    resume is held to the cooldown of every other approved one, not of the attempt it continues."""
+    approved = plan.operations.filter(operation=operation, approved_at__isnull=False, resumes__isnull=True)
+    if resuming is not None:
+        approved = approved.exclude(pk=resuming.first_attempt().pk)
+    last = approved.order_by("-approved_at").first()
     if last is None or not plan.cooldown_minutes:
         return None
     until = last.approved_at + timedelta(minutes=plan.cooldown_minutes)
@@ -126,12 +126,20 @@ def _check_state(plan: DRPlan, operation: str) -> None:
     if operation == Operation.DRILL and not plan.drill_record_name:
         raise Refused("The DR plan has no drill DNS record; a drill never switches the live one.", "no_drill_record")
     if operation in (Operation.FAILOVER, Operation.FAILBACK):
-        until = cooldown_until(plan, operation)
-        if until is not None:
-            raise Refused(
-                f"A {operation} of {environment} was approved recently; the cooldown lasts until {until:%H:%M} UTC.",
-                "cooldown",
-            )
+        _refuse_if_cooling_down(plan, operation)
+
+
+def _refuse_if_cooling_down(plan: DRPlan, operation: str, resuming: DROperation | None = None) -> None:
+    """The same cooldown for a request and a resume: another failover (failback) approved within
+    the plan's cooldown blocks this one."""
+    if operation not in (Operation.FAILOVER, Operation.FAILBACK):
+        return
+    until = cooldown_until(plan, operation, resuming)
+    if until is not None:
+        raise Refused(
+            f"A {operation} of {plan.environment} was approved recently; the cooldown lasts until {until:%H:%M} UTC.",
+            "cooldown",
+        )
 
 
 def _launch(plan: DRPlan, principal, operation: str, reason: str, resumes: DROperation | None) -> Run:
@@ -293,6 +301,7 @@ def resume(operation: DROperation, principal) -> Run:
     refusal = operation.resume_refusal()
     if refusal is not None:
         raise Refused(*refusal)
+    _refuse_if_cooling_down(plan, operation.operation, operation)
     _refuse_if_busy(plan)
     try:
         check_queue()
@@ -300,6 +309,7 @@ def resume(operation: DROperation, principal) -> Run:
         raise Refused(str(exc), "queue_unavailable") from None
     with transaction.atomic():
         plan = _lock(plan)
+        _refuse_if_cooling_down(plan, operation.operation, operation)
         _refuse_if_busy(plan)
         run = _launch(plan, principal, operation.operation, operation.reason, resumes=operation)
         record(

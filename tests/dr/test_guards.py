@@ -255,3 +255,27 @@ def test_a_canceled_run_resumes_alone_only_while_its_approval_is_fresh(plan, ope
     DROperation.objects.filter(pk=operation.pk).update(approved_at=timezone.now() - timedelta(hours=5))
     operation.refresh_from_db()
     assert operation.can_resume()
+
+
+def test_a_resume_is_held_to_the_cooldown_of_another_failover(plan, operators, queued):
+    """A canceled failover kept its approval fresh (a long approval window); meanwhile another
+    failover was approved. Resuming the first inside that one's cooldown is refused like a request."""
+    plan.approval_window_minutes = 240
+    plan.save()
+    first = ask(plan, operators["dora"])
+    with mock.patch("opsconsole.runs.approvals.dispatch_safely"):
+        services.decide(first, operators["dave"], "approve")
+    Run.objects.filter(pk=first.pk).update(status=Status.CANCELED)
+    DROperation.objects.filter(run=first).update(approved_at=timezone.now() - timedelta(minutes=90))
+    second = ask(plan, operators["dave"], reason="again")  # the first's cooldown is over
+    with mock.patch("opsconsole.runs.approvals.dispatch_safely"):
+        services.decide(second, operators["dora"], "approve")
+    Run.objects.filter(pk=second.pk).update(status=Status.FAILED)
+    runs = Run.objects.count()
+
+    with pytest.raises(services.Refused) as refused:
+        services.resume(DROperation.objects.get(run=first), operators["dora"])
+
+    assert refused.value.code == "cooldown" and Run.objects.count() == runs
+    # The attempt that is itself in its cooldown (a failed failover) still resumes on its own approval.
+    assert services.resume(DROperation.objects.get(run=second), operators["dave"]).pk

@@ -52,6 +52,9 @@ def lock(environment: Environment, principal, reason: str) -> EnvironmentLock:
     if not reason:
         raise Refused("Say why you lock it.", "reason_required")
     with transaction.atomic():
+        # Take turns with deploy and rollback requests (they check the lock again holding this row),
+        # so a lock is strictly before or after a request, never between its check and its run.
+        Environment.objects.select_for_update(no_key=True).filter(pk=environment.pk).first()
         try:
             held = EnvironmentLock.acquire(environment, held_by=principal_name(principal), reason=reason[:200])
         except LockHeld as exc:

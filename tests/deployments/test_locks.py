@@ -50,3 +50,43 @@ def test_the_lock_form_works_from_the_page(users, staging):
     assert EnvironmentLock.objects.get().reason == "hold"
     client.post("/environments/staging/lock/", {"action": "unlock"})
     assert not EnvironmentLock.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lock_waits_for_a_deploy_request_holding_the_environment_row(users, staging):
+    """A deploy request checks the lock again holding the environment's row; locking by hand takes
+    the same row, so it comes strictly before or after the request, never between check and run."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from opsconsole.environments.models import Environment
+
+    outcome = {}
+
+    def lock_by_hand():
+        try:
+            outcome["lock"] = lock(staging, users["deployer"], "maintenance")
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        Environment.objects.select_for_update(no_key=True).get(pk=staging.pk)  # what a deploy request holds
+        locker = threading.Thread(target=lock_by_hand)
+        locker.start()
+        deadline = time.monotonic() + 20
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute("SELECT pg_stat_clear_snapshot()")  # the view is read once per transaction otherwise
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                if cursor.fetchone()[0] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        assert locker.is_alive(), "the lock did not wait for the row"
+        assert not EnvironmentLock.objects.exists()
+    locker.join(20)
+    assert outcome["lock"].reason == "maintenance"

@@ -5,8 +5,10 @@
 
 The console URL and API token come from OPSCONSOLE_URL and OPSCONSOLE_TOKEN (never from argv,
 which other processes on the runner can read). `deploy --wait` prints the run's events as they
-arrive and exits 0 only when the run succeeds. No Django imports: CI installs the package, or
-copies this one file, and runs it without settings.
+arrive and exits 0 only when the run succeeds. A deploy carries an Idempotency-Key
+(OPSCONSOLE_IDEMPOTENCY_KEY, e.g. the CI job's id, else a random one) and is sent again with it
+when the console could not be reached; when the same deploy is already active, it follows that run.
+No Django imports: CI installs the package, or copies this one file, and runs it without settings.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 
 # Exit codes: 0 succeeded; 1 the run ended badly; 2 bad usage or configuration; 3 the console
@@ -25,12 +28,15 @@ from collections.abc import Callable
 EXIT_RUN_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_TIMEOUT = 1, 2, 3, 4
 SUCCEEDED = "succeeded"
 POLL_SECONDS = 2.0
+SEND_ATTEMPTS = 3  # a deploy request that may not have arrived is sent again, with the same key
 
 
 class CliError(Exception):
-    def __init__(self, message: str, code: int = EXIT_REFUSED):
+    def __init__(self, message: str, code: int = EXIT_REFUSED, answer: dict | None = None, reached: bool = True):
         super().__init__(message)
         self.code = code
+        self.answer = answer or {}  # the console's JSON error body, when it answered one
+        self.reached = reached  # False: the request may not have reached the console
 
 
 class Console:
@@ -53,7 +59,7 @@ class Console:
             raise CliError("OPSCONSOLE_TOKEN is not set (an API token with the deploy scope)", 2)
         return cls(url, token)
 
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+    def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             f"{self.url}/api/v1/{path.lstrip('/')}",
@@ -64,26 +70,32 @@ class Console:
                 "Accept": "application/json",
                 "Content-Type": "application/json",
                 "User-Agent": "opsconsole-ci",
+                **(headers or {}),
             },
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
-            raise CliError(f"{method} {path}: {exc.code} {_error_message(exc)}") from None
+            answer = _error_body(exc)
+            raise CliError(f"{method} {path}: {exc.code} {_error_message(exc, answer)}", answer=answer) from None
         except urllib.error.URLError as exc:
-            raise CliError(f"{method} {path}: cannot reach {self.url}: {exc.reason}") from None
+            raise CliError(f"{method} {path}: cannot reach {self.url}: {exc.reason}", reached=False) from None
         except (TimeoutError, ConnectionError) as exc:
-            raise CliError(f"{method} {path}: cannot reach {self.url}: {exc}") from None
+            raise CliError(f"{method} {path}: cannot reach {self.url}: {exc}", reached=False) from None
 
 
-def _error_message(exc: urllib.error.HTTPError) -> str:
-    """The console answers errors as {"error": ..., "code": ...}; anything else, the reason phrase."""
+def _error_body(exc: urllib.error.HTTPError) -> dict:
     try:
         body = json.loads(exc.read() or b"{}")
     except (ValueError, OSError):
-        body = {}
-    if isinstance(body, dict) and body.get("error"):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _error_message(exc: urllib.error.HTTPError, body: dict) -> str:
+    """The console answers errors as {"error": ..., "code": ...}; anything else, the reason phrase."""
+    if body.get("error"):
         code = f" ({body['code']})" if body.get("code") else ""
         return f"{body['error']}{code}"
     return exc.reason or "error"
@@ -112,7 +124,25 @@ def deploy(
     body: dict = {"release_id": args.release_id} if args.release_id is not None else {"digest": args.digest}
     if args.override_reason:
         body["override_reason"] = args.override_reason
-    run = console.request("POST", f"environments/{args.environment}/deploy", body)
+    # One key for every attempt of this request: a retry after a lost answer gets the first answer
+    # back instead of a second deploy (the console keeps keys a day).
+    key = os.environ.get("OPSCONSOLE_IDEMPOTENCY_KEY") or uuid.uuid4().hex
+    path = f"environments/{args.environment}/deploy"
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            run = console.request("POST", path, body, headers={"Idempotency-Key": key})
+            break
+        except CliError as exc:
+            if exc.answer.get("code") == "duplicate" and exc.answer.get("run"):
+                # The same deploy is already on its way (another job, or an earlier try): follow it.
+                out(f"run {exc.answer['run']}: the same deploy is already active on {args.environment}; following it")
+                return (
+                    wait_for_run(console, int(exc.answer["run"]), args.timeout, out, sleep, clock) if args.wait else 0
+                )
+            if exc.reached or attempt == SEND_ATTEMPTS:
+                raise
+            out(f"{exc}; trying again with the same Idempotency-Key")
+            sleep(POLL_SECONDS * attempt)
     out(f"run {run['id']}: {run['kind']} on {args.environment} is {run['status']}")
     if not args.wait:
         return 0

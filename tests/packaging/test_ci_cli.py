@@ -156,3 +156,58 @@ def test_the_cli_is_one_file_that_needs_only_the_standard_library(tmp_path):
     result = subprocess.run([sys.executable, "-I", "-S", str(copy), "deploy", "--help"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "--release-id" in result.stdout and "--token" not in result.stdout
+
+
+def test_deploy_follows_the_identical_deploy_already_active(live_server, ci_token, queued_only):
+    argv = ["deploy", "--environment", "staging", "--release-id", str(queued_only.pk)]
+    assert ci(live_server, ci_token, *argv).returncode == 0
+    first = Run.objects.get()
+
+    again = ci(live_server, ci_token, *argv, "--wait", "--timeout", "0.5")
+
+    assert Run.objects.count() == 1
+    lines = again.stdout.splitlines()
+    assert lines[0] == f"run {first.pk}: the same deploy is already active on staging; following it"
+    assert again.returncode == 4 and lines[-1].startswith(f"run {first.pk}: still queued")
+
+
+def test_a_deploy_that_may_not_have_arrived_is_sent_again_with_the_same_key():
+    import argparse
+
+    from opsconsole import ci as cli
+
+    class FlakyConsole:
+        def __init__(self):
+            self.keys = []
+
+        def request(self, method, path, body=None, headers=None):
+            self.keys.append(headers["Idempotency-Key"])
+            if len(self.keys) < 3:
+                raise cli.CliError("POST deploy: cannot reach the console: timed out", reached=False)
+            return {"id": 7, "kind": "deployments.deploy", "status": "queued"}
+
+    console, printed = FlakyConsole(), []
+    args = argparse.Namespace(release_id=1, digest=None, override_reason="", environment="staging", wait=False)
+
+    assert cli.deploy(console, args, printed.append, sleep=lambda seconds: None) == 0
+
+    assert len(console.keys) == 3 and len(set(console.keys)) == 1
+    assert printed[-1] == "run 7: deployments.deploy on staging is queued"
+
+
+def test_a_refused_deploy_is_not_sent_again():
+    import argparse
+
+    from opsconsole import ci as cli
+
+    sent = []
+
+    class RefusingConsole:
+        def request(self, method, path, body=None, headers=None):
+            sent.append(path)
+            raise cli.CliError("POST deploy: 409 staging is locked (locked)", answer={"code": "locked"})
+
+    args = argparse.Namespace(release_id=1, digest=None, override_reason="", environment="staging", wait=False)
+    with pytest.raises(cli.CliError, match="locked"):
+        cli.deploy(RefusingConsole(), args, [].append, sleep=lambda seconds: None)
+    assert len(sent) == 1

@@ -50,3 +50,11 @@ def retention_interval_seconds() -> int:
 
 def verify_interval_seconds() -> int:
     return env_int("BACKUP_VERIFY_INTERVAL_SECONDS", 24 * 3600, minimum=10)
+
+
+def db_sslmode() -> str:
+    return settings.BACKUP_DB_SSLMODE
+
+
+def db_sslrootcert() -> str:
+    return settings.BACKUP_DB_SSLROOTCERT or ""

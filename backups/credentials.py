@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+from backups import conf
 from backups.postgres import Connection
 from opsconsole import aws
 
@@ -32,6 +33,8 @@ def resolve(definition: dict, region: str, role_arn: str = "") -> Connection:
         "dbname": definition["database_name"],
         "user": definition["database_user"],
         "password": "",
+        "sslmode": conf.db_sslmode(),
+        "sslrootcert": conf.db_sslrootcert(),
     }
     source = definition.get("password_source", "")
     if source.startswith("env:"):

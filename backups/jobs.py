@@ -143,6 +143,8 @@ def pg_dump(ctx: RunContext) -> dict:
                 )
             except s3stream.StreamAborted as exc:
                 raise RunFailed(f"The dump failed and its upload was aborted (no object was left): {exc}") from None
+            except postgres.UnsafeClient as exc:
+                raise RunFailed(str(exc)) from None
             ctx.log.info("Uploaded %d bytes in %d part(s), SHA-256 %s.", uploaded.size, uploaded.parts, uploaded.sha256)
         backup.identifier, backup.size_bytes, backup.sha256 = key, uploaded.size, uploaded.sha256
         backup.save(update_fields=["identifier", "size_bytes", "sha256"])
@@ -492,6 +494,8 @@ def verify(ctx: RunContext) -> dict:
             ctx.log.info("%d table(s), %d with rows.", len(counts), len(with_rows), extra={"data": counts})
             if not with_rows:
                 raise postgres.RestoreFailed("The restore holds no rows in any table.")
+    except postgres.UnsafeClient as exc:
+        raise RunFailed(f"Verification of backup #{backup.pk} could not start: {exc}") from None
     except (postgres.ChecksumMismatch, postgres.RestoreFailed, credentials.CredentialsUnavailable, ClientError) as exc:
         backup.record_verification(False, str(exc))
         raise RunFailed(f"Verification of backup #{backup.pk} failed: {exc}") from None
@@ -543,7 +547,7 @@ def restore(ctx: RunContext) -> dict:
                 ctx.log.warning("Dropping the half-restored database %s.", p["target"])
                 postgres.drop_database(conn, p["target"])
                 raise
-    except (postgres.ChecksumMismatch, postgres.RestoreFailed) as exc:
+    except (postgres.ChecksumMismatch, postgres.RestoreFailed, postgres.UnsafeClient) as exc:
         raise RunFailed(str(exc)) from None
     ctx.log.info("Restored backup #%d into database %s on %s.", p["backup"], p["target"], conn.host)
     return {"backup": p["backup"], "database": p["target"]}

@@ -3,10 +3,17 @@
 No Django here. Connection details (password included) reach the child processes only through
 their environment (PGHOST, PGUSER, PGPASSWORD...): never argv, which any local user can read in
 /proc or `ps`, and never a log line.
+
+A password is only ever answered to SCRAM-SHA-256, which never shows it to the server: a server
+(or anyone in between) that asks for it in clear text or as MD5 gets nothing. libpq 16 and later
+say so with `require_auth`; older client programs only with `channel_binding=require` (SCRAM with
+TLS channel binding), and libpq before 16 silently ignores a PGREQUIREAUTH it does not know, so
+the client program's version decides which (password_guard).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -23,6 +30,63 @@ from backups.s3stream import DEFAULT_PART_SIZE, StreamAborted, Uploaded, downloa
 
 NO_PASSFILE = "/nonexistent/opsconsole-has-no-pgpass"  # os.devnull makes libpq warn
 DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# libpq's connection keywords and the environment variables that set them for a child program.
+LIBPQ_ENVIRONMENT = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "require_auth": "PGREQUIREAUTH",
+    "channel_binding": "PGCHANNELBINDING",
+}
+# No password to send: refuse every method that asks for one, so that libpq's own fallbacks (the
+# worker's PGPASSWORD, a ~/.pgpass) are never sent to the policy's server either.
+NO_PASSWORD_METHODS = "!password,!md5,!scram-sha-256"
+
+
+class UnsafeClient(Exception):
+    """The client program cannot be made to refuse a request for the password in clear text or
+    as MD5 (or cannot be run at all): nothing was started or sent. The message says what to do."""
+
+
+def password_guard(libpq_major: int, sslmode: str, *, password: bool, client: str = "pg_dump") -> dict[str, str]:
+    """The libpq options under which a client of `libpq_major` answers only SCRAM-SHA-256 with
+    the password (`password`), or no password request at all (no password)."""
+    if libpq_major >= 16:
+        return {"require_auth": "scram-sha-256" if password else NO_PASSWORD_METHODS}
+    if not password:
+        return {}  # nothing to send: the child gets no password, no PGPASSWORD and no ~/.pgpass
+    if libpq_major < 13:
+        raise UnsafeClient(
+            f"{client} {libpq_major} cannot refuse to send the database password in clear text; "
+            "install the PostgreSQL 16 (or later) client programs on the worker. Nothing was sent."
+        )
+    if sslmode == "disable":
+        raise UnsafeClient(
+            f"{client} {libpq_major} refuses to send the password other than through SCRAM only with TLS "
+            "channel binding, which BACKUP_DB_SSLMODE=disable rules out; use sslmode require or verify-full, "
+            "or install the PostgreSQL 16 (or later) client programs on the worker. Nothing was sent."
+        )
+    return {"channel_binding": "require"}
+
+
+@functools.cache
+def client_major(program: str) -> int:
+    """The major version of a PostgreSQL client program (`pg_dump --version`): Debian and the
+    PostgreSQL packages link it against a libpq at least that new."""
+    try:
+        output = subprocess.run(
+            [program, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"},
+        ).stdout
+    except OSError as exc:
+        raise UnsafeClient(f"{program} cannot be run ({exc.strerror}); nothing was sent.") from None
+    found = re.search(r"\(PostgreSQL\)\s+(\d+)", output)
+    if not found:
+        raise UnsafeClient(f"{program} --version did not say its PostgreSQL version; nothing was sent.")
+    return int(found.group(1))
 
 
 class ChecksumMismatch(Exception):
@@ -40,10 +104,22 @@ class Connection:
     dbname: str
     user: str
     password: str = field(default="", repr=False)
+    sslmode: str = "prefer"
+    sslrootcert: str = ""  # empty: libpq's default, ~/.postgresql/root.crt
 
-    def child_environment(self, dbname: str | None = None) -> dict[str, str]:
+    def libpq_options(self, libpq_major: int, client: str) -> dict[str, str]:
+        """TLS and authentication options for a client of `libpq_major` (see password_guard)."""
+        options = {"sslmode": self.sslmode}
+        if self.sslrootcert:
+            options["sslrootcert"] = self.sslrootcert
+        options.update(password_guard(libpq_major, self.sslmode, password=bool(self.password), client=client))
+        return options
+
+    def child_environment(self, dbname: str | None = None, *, program: str = "pg_dump") -> dict[str, str]:
         """A minimal environment for pg_dump / pg_restore: PATH and libpq's variables only, so no
-        other secret of the worker's environment is handed to the child."""
+        other secret of the worker's environment is handed to the child. Raises
+        UnsafeClient when `program` could send the password other than through SCRAM."""
+        options = self.libpq_options(client_major(program), program)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LC_ALL": "C.UTF-8",
@@ -56,19 +132,24 @@ class Connection:
             # No ~/.pgpass lookup: the password comes from the console or not at all.
             "PGPASSFILE": NO_PASSFILE,
         }
+        env.update({LIBPQ_ENVIRONMENT[name]: value for name, value in options.items()})
         if self.password:
             env["PGPASSWORD"] = self.password
         return env
 
     def connect(self, dbname: str | None = None, **kwargs) -> psycopg.Connection:
+        """A psycopg connection (its own libpq, 16 or later in psycopg[binary]) under the same rules."""
+        options = self.libpq_options(psycopg.pq.version() // 10000, "psycopg's libpq")
         return psycopg.connect(
             host=self.host,
             port=self.port,
             user=self.user,
             password=self.password or None,
+            passfile=NO_PASSFILE,
             dbname=dbname or self.dbname,
             application_name="opsconsole-backups",
             connect_timeout=15,
+            **options,
             **kwargs,
         )
 
@@ -127,14 +208,16 @@ def dump_to_s3(
     """`pg_dump -Fc` of the database, its stdout streamed into s3://bucket/key.
 
     If pg_dump fails or is killed, the multipart upload is aborted: no object remains, and
-    StreamAborted says why (with pg_dump's last stderr lines).
+    StreamAborted says why (with pg_dump's last stderr lines). UnsafeClient: nothing was
+    started.
     """
+    env = conn.child_environment(program=program)
     process = subprocess.Popen(
         [program, "--format=custom", "--no-password"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=conn.child_environment(),
+        env=env,
         start_new_session=True,  # a Ctrl-C to the worker is the worker's business, not pg_dump's
     )
     stderr = _Tail(process.stderr)
@@ -205,6 +288,7 @@ def restore_from_s3(
     (which must exist and be empty). The checksum is checked before anything is restored, and
     again on the bytes that pg_restore actually read."""
     check_database_name(target_database)
+    env = conn.child_environment(target_database, program=program)  # UnsafeClient before any download
     etag = verify_checksum(s3, bucket, key, expected_sha256)
     process = subprocess.Popen(
         # pg_restore needs -d to restore into a database rather than print SQL; an empty value
@@ -213,7 +297,7 @@ def restore_from_s3(
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=conn.child_environment(target_database),
+        env=env,
         start_new_session=True,
     )
     stderr = _Tail(process.stderr)
@@ -260,6 +344,7 @@ __all__ = [
     "Connection",
     "RestoreFailed",
     "StreamAborted",
+    "UnsafeClient",
     "create_database",
     "drop_database",
     "dump_to_s3",

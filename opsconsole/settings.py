@@ -191,6 +191,14 @@ PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 10, minimum=1
 # ECR repositories whose tagged images "Sync from ECR" registers as releases: "region/name,...".
 OPSCONSOLE_ECR_REPOSITORIES = env_list("OPSCONSOLE_ECR_REPOSITORIES", [])
 
+# --- Backups (docs/backups.md) ----------------------------------------------------------------
+# The libpq sslmode of pg_dump, pg_restore and the worker's own connections to the databases they
+# back up (verify-full in production, with BACKUP_DB_SSLROOTCERT the CA bundle, e.g. RDS's).
+BACKUP_DB_SSLMODE = env_choice(
+    "BACKUP_DB_SSLMODE", ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"), "prefer"
+)
+BACKUP_DB_SSLROOTCERT = env_str("BACKUP_DB_SSLROOTCERT", "")
+
 # --- Access ------------------------------------------------------------------------------------
 LOGIN_FAILURES_ALLOWED = env_int("LOGIN_FAILURES_ALLOWED", 5, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)

@@ -1,8 +1,11 @@
 """Backups against the real parts: a moto S3/RDS/ElastiCache server and the test PostgreSQL,
-with a small source database (a few tables and rows) created for each test and dropped after."""
+with a small source database (a few tables and rows) created for each test and dropped after.
+The test PostgreSQL trusts everyone; `password_protected` puts it behind a front that checks a
+real password with SCRAM over TLS (tests/backups/fakepg.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import boto3
@@ -12,7 +15,10 @@ from django.db import connection
 
 from backups.models import BackupPolicy, Kind
 from sandbox.bootstrap import BACKUP_BUCKETS, DR_REGION, REGION
+from tests.backups.fakepg import FakePostgres
 from tests.deployments.conftest import sandbox_endpoint, stack  # noqa: F401  (the moto server fixtures)
+
+PASSWORD_VARIABLE = "BACKUP_DB_PASSWORD_TEST"  # within the default BACKUP_PASSWORD_ENV_PREFIX
 
 
 def server() -> dict:
@@ -115,3 +121,25 @@ def redis_policy(staging, stack):  # noqa: F811
         dr_region=DR_REGION,
         dr_bucket=BACKUP_BUCKETS[DR_REGION],
     )
+
+
+@pytest.fixture
+def password_protected(settings, monkeypatch):
+    """protect(policy, password): the policy reaches the test PostgreSQL through a front that
+    asks for `password` with SCRAM-SHA-256 over TLS, reads it from PASSWORD_VARIABLE and connects
+    with sslmode=require. Returns the front (what it saw)."""
+    with contextlib.ExitStack() as fronts:
+
+        def protect(policy: BackupPolicy, password: str) -> FakePostgres:
+            db = server()
+            front = fronts.enter_context(
+                FakePostgres("scram", password=password, tls=True, upstream=(db["host"], db["port"]))
+            )
+            monkeypatch.setenv(PASSWORD_VARIABLE, password)
+            settings.BACKUP_DB_SSLMODE = "require"
+            policy.database_host, policy.database_port = "127.0.0.1", front.port
+            policy.password_source = f"env:{PASSWORD_VARIABLE}"
+            policy.save()
+            return front
+
+        yield protect

@@ -38,10 +38,8 @@ def test_a_dump_is_streamed_to_s3_with_its_checksum_and_copied_to_dr(users, pg_p
     assert run.params["database_name"] == pg_policy.database_name  # the definition copied at launch
 
 
-def test_the_password_reaches_pg_dump_only_through_its_environment(users, pg_policy, monkeypatch):
-    monkeypatch.setenv("H6_SOURCE_DB_PASSWORD", "s3cr3t-hunter2-value")
-    pg_policy.password_source = "env:H6_SOURCE_DB_PASSWORD"
-    pg_policy.save()
+def test_the_password_reaches_pg_dump_only_through_its_environment(users, pg_policy, password_protected, monkeypatch):
+    front = password_protected(pg_policy, "s3cr3t-hunter2-value")
     seen = []
     real_popen = subprocess.Popen
 
@@ -52,8 +50,10 @@ def test_the_password_reaches_pg_dump_only_through_its_environment(users, pg_pol
     monkeypatch.setattr(postgres.subprocess, "Popen", spy)
     run = request_backup(pg_policy, users["backup_operator"])
     run.refresh_from_db()
-    assert run.status == Status.SUCCEEDED, run.error  # trust auth ignores the password
-    argv, env = seen[0]
+    assert run.status == Status.SUCCEEDED, run.error
+    # The server checked the password (SCRAM over TLS, bound to the channel): it really was used.
+    assert front.seen and all(c.authenticated and c.mechanism == "SCRAM-SHA-256-PLUS" for c in front.seen)
+    argv, env = next((argv, env) for argv, env in seen if argv[0] == "pg_dump" and "--version" not in argv)
     assert "s3cr3t-hunter2-value" not in " ".join(argv)
     assert env["PGPASSWORD"] == "s3cr3t-hunter2-value"
     assert "AWS_SECRET_ACCESS_KEY" not in env  # the child gets libpq's variables, nothing else

@@ -6,7 +6,8 @@ way an operator configures it:
 
 - the deploy: a plain environment variable in the service's task definition, which the deploy
   copies into the new revision (a secret there is the team's choice; the console must not spread it);
-- the backup: the database password, from `password_source = env:...`;
+- the backup: the database password, from `password_source = env:BACKUP_DB_PASSWORD_...`, which
+  the database (the test PostgreSQL behind a front that checks it with SCRAM over TLS) verifies;
 - Terraform: a sensitive variable, from the workspace's `secret_variables`.
 
 Then it looks for the three values everywhere the console writes: every text and JSON column of
@@ -36,7 +37,7 @@ from infrastructure.services import request_plan
 from opsconsole.audit.models import AuditEvent
 from opsconsole.runs.models import Run, RunEvent, Status
 from sandbox.bootstrap import REGION
-from tests.backups.conftest import server
+from tests.backups.conftest import password_protected, server  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -141,7 +142,18 @@ def live_task_definition(environment) -> dict:
 
 
 def test_secrets_reach_no_database_row_log_event_or_command_line(
-    users, staging_aws, releases, pg_policy, workspace, terraform_root, children, caplog, capfd, monkeypatch, settings
+    users,
+    staging_aws,
+    releases,
+    pg_policy,
+    password_protected,  # noqa: F811
+    workspace,
+    terraform_root,
+    children,
+    caplog,
+    capfd,
+    monkeypatch,
+    settings,
 ):
     secrets = {
         "deploy": f"deploy-secret-{uuid.uuid4().hex}",
@@ -151,9 +163,7 @@ def test_secrets_reach_no_database_row_log_event_or_command_line(
     caplog.set_level(logging.DEBUG)
     settings.BACKUP_POLL_SECONDS = 0.02
     add_a_secret_to_the_task_definition(staging_aws, secrets["deploy"])
-    monkeypatch.setenv("OPSCONSOLE_TEST_DB_PASSWORD", secrets["backup"])
-    pg_policy.password_source = "env:OPSCONSOLE_TEST_DB_PASSWORD"
-    pg_policy.save()
+    database = password_protected(pg_policy, secrets["backup"])
     monkeypatch.setenv("OPSCONSOLE_TEST_API_KEY", secrets["terraform"])  # workspace.secret_variables reads it
 
     deploy = request_deploy(staging_aws, releases["v1.1.0"], users["deployer"])
@@ -168,8 +178,13 @@ def test_secrets_reach_no_database_row_log_event_or_command_line(
         "containerDefinitions"
     ][0]["environment"]
     assert Backup.objects.get(run=backup).status == "available"
-    pg_dumps = [env for argv, env in zip(children.argv, children.env, strict=True) if argv[0] == "pg_dump"]
+    pg_dumps = [
+        env
+        for argv, env in zip(children.argv, children.env, strict=True)
+        if argv[0] == "pg_dump" and "--version" not in argv
+    ]
     assert pg_dumps and all(env.get("PGPASSWORD") == secrets["backup"] for env in pg_dumps)
+    assert database.seen and all(seen.authenticated for seen in database.seen)  # the right password
     terraform_envs = [env for argv, env in zip(children.argv, children.env, strict=True) if "plan" in argv]
     assert terraform_envs and all(env.get("TF_VAR_api_key") == secrets["terraform"] for env in terraform_envs)
     assert Plan.objects.filter(run=plan).exists()

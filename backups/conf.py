@@ -52,6 +52,17 @@ def verify_interval_seconds() -> int:
     return env_int("BACKUP_VERIFY_INTERVAL_SECONDS", 24 * 3600, minimum=10)
 
 
+def password_env_prefix() -> str:
+    """The prefix of the worker's environment variables a password source may name."""
+    return settings.BACKUP_PASSWORD_ENV_PREFIX
+
+
+def password_secret_prefixes() -> list[str]:
+    """Prefixes of the Secrets Manager secret names (or ARNs) a password source may name; none:
+    Secrets Manager sources are refused."""
+    return list(settings.BACKUP_PASSWORD_SECRET_PREFIXES)
+
+
 def db_sslmode() -> str:
     return settings.BACKUP_DB_SSLMODE
 

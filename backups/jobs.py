@@ -478,7 +478,11 @@ def verify(ctx: RunContext) -> dict:
     created = False
     try:
         with ctx.step(CREDENTIALS):
-            conn = credentials.resolve(definition, backup.region, definition["role_arn"])
+            try:
+                conn = credentials.resolve(definition, backup.region, definition["role_arn"])
+            except credentials.CredentialsUnavailable as exc:
+                # Says nothing about whether the backup restores: the backup's record is left as it is.
+                raise RunFailed(f"Verification of backup #{backup.pk} could not start: {exc}") from None
             ctx.add_secret(conn.password)
         with ctx.step(CHECKSUM):
             postgres.verify_checksum(s3, backup.bucket, backup.identifier, backup.sha256)
@@ -496,7 +500,7 @@ def verify(ctx: RunContext) -> dict:
                 raise postgres.RestoreFailed("The restore holds no rows in any table.")
     except postgres.UnsafeClient as exc:
         raise RunFailed(f"Verification of backup #{backup.pk} could not start: {exc}") from None
-    except (postgres.ChecksumMismatch, postgres.RestoreFailed, credentials.CredentialsUnavailable, ClientError) as exc:
+    except (postgres.ChecksumMismatch, postgres.RestoreFailed, ClientError) as exc:
         backup.record_verification(False, str(exc))
         raise RunFailed(f"Verification of backup #{backup.pk} failed: {exc}") from None
     finally:

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from backups import services
+from backups import credentials, services
 from backups.models import Backup, BackupPolicy, BackupStatus, Kind
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, require
@@ -184,6 +184,7 @@ class PolicyForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         allowed_envs = [env.pk for env in Environment.objects.all() if allowed(user, Action.BACKUP, env)]
         self.fields["environment"].queryset = Environment.objects.filter(pk__in=allowed_envs)
+        self.fields["password_source"].help_text = credentials.allowed_sources()
 
 
 @login_required

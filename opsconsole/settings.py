@@ -7,6 +7,7 @@ line naming the variable (see opsconsole/env.py).
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 from pathlib import Path
 
@@ -192,8 +193,21 @@ PROMETHEUS_TIMEOUT_SECONDS = env_int("PROMETHEUS_TIMEOUT_SECONDS", 10, minimum=1
 OPSCONSOLE_ECR_REPOSITORIES = env_list("OPSCONSOLE_ECR_REPOSITORIES", [])
 
 # --- Backups (docs/backups.md) ----------------------------------------------------------------
-# The libpq sslmode of pg_dump, pg_restore and the worker's own connections to the databases they
-# back up (verify-full in production, with BACKUP_DB_SSLROOTCERT the CA bundle, e.g. RDS's).
+# What a pg_dump policy's password_source may name: variables of the worker's environment whose
+# name starts with BACKUP_PASSWORD_ENV_PREFIX, and Secrets Manager secrets whose name or ARN starts
+# with one of BACKUP_PASSWORD_SECRET_PREFIXES (none unless set). The libpq sslmode of pg_dump,
+# pg_restore and the worker's own connections to those databases (verify-full in production, with
+# BACKUP_DB_SSLROOTCERT the CA bundle, e.g. RDS's).
+BACKUP_PASSWORD_ENV_PREFIX = env_str("BACKUP_PASSWORD_ENV_PREFIX", "BACKUP_DB_PASSWORD_")
+_console_secrets = ("SECRET_KEY", "DATABASE_URL", "EMAIL_HOST_PASSWORD", "METRICS_TOKEN", "AWS_SECRET_ACCESS_KEY")
+if not re.fullmatch(r"[A-Z][A-Z0-9_]{2,}_", BACKUP_PASSWORD_ENV_PREFIX) or any(
+    name.startswith(BACKUP_PASSWORD_ENV_PREFIX) for name in _console_secrets
+):
+    raise ImproperlyConfigured(
+        "BACKUP_PASSWORD_ENV_PREFIX: expected capitals, digits and underscores ending in an underscore, that no "
+        f"variable of the console's own starts with (e.g. BACKUP_DB_PASSWORD_), got {BACKUP_PASSWORD_ENV_PREFIX!r}"
+    )
+BACKUP_PASSWORD_SECRET_PREFIXES = env_list("BACKUP_PASSWORD_SECRET_PREFIXES", [])
 BACKUP_DB_SSLMODE = env_choice(
     "BACKUP_DB_SSLMODE", ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"), "prefer"
 )

@@ -86,7 +86,7 @@ def test_a_failed_backup_run_is_reported(staging, users, notify_settings, receiv
         database_host="127.0.0.1",
         database_name="app",
         database_user="app",
-        password_source="env:NO_SUCH_PASSWORD_VARIABLE",
+        password_source="env:BACKUP_DB_PASSWORD_NO_SUCH_VARIABLE",
         bucket="backups",
         copy_to_dr=False,
     )

@@ -44,7 +44,11 @@ def definitions(staging, production):
     Workspace.objects.create(environment=staging, name="staging", var_file="env/staging.tfvars")
     prod_workspace = Workspace.objects.create(environment=production, name="production", var_file="env/prod.tfvars")
     policy = BackupPolicy.objects.create(
-        environment=production, kind=Kind.PG_DUMP, name="prod dump", database_host="db", password_source="env:PGPASS"
+        environment=production,
+        kind=Kind.PG_DUMP,
+        name="prod dump",
+        database_host="db",
+        password_source="env:BACKUP_DB_PASSWORD_PRODUCTION",
     )
     backup = Backup.objects.create(
         policy=policy, environment=production, kind=Kind.PG_DUMP, status=BackupStatus.AVAILABLE, region="us-east-1"

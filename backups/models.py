@@ -32,6 +32,11 @@ RUN_KINDS = {
 }
 
 
+# Where the worker connects and which of its secrets it sends there: only an administrator (a
+# superuser) sets them; the Backups page shows them read-only to everyone else (docs/backups.md).
+ADMIN_FIELDS = ("database_host", "database_port", "password_source")
+
+
 def validate_cron(value: str) -> None:
     fields = value.split()
     if len(fields) != 5 or not all(CRON_FIELD.match(field) for field in fields):
@@ -61,7 +66,8 @@ class BackupPolicy(models.Model):
     # RDS snapshot: the instance. Redis snapshot: the replication group (or cache cluster).
     source_identifier = models.CharField(max_length=63, blank=True, validators=[IDENTIFIER])
 
-    # pg_dump: where the database is and where the password comes from (never the password).
+    # pg_dump: where the database is and where the password comes from (never the password). Host,
+    # port and password source are ADMIN_FIELDS: they aim the worker's credentials.
     database_host = models.CharField(max_length=255, blank=True)
     database_port = models.PositiveIntegerField(default=5432)
     database_name = models.CharField(max_length=63, blank=True)

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from backups import credentials, services
-from backups.models import Backup, BackupPolicy, BackupStatus, Kind
+from backups.models import ADMIN_FIELDS, Backup, BackupPolicy, BackupStatus, Kind
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, require
 from opsconsole.access.sudo import sudo_required
@@ -155,7 +155,15 @@ def restore(request, backup_id: int):
     return render(request, "backups/restore.html", context)
 
 
+def sets_connections(user) -> bool:
+    """May `user` set where a policy connects and which password it sends (ADMIN_FIELDS)?"""
+    return bool(user is not None and user.is_active and user.is_superuser)
+
+
 class PolicyForm(forms.ModelForm):
+    """A policy's fields; for anyone but an administrator, ADMIN_FIELDS are shown and kept as they
+    are, and a pg_dump policy cannot be made (it would need them)."""
+
     class Meta:
         model = BackupPolicy
         fields = [
@@ -185,6 +193,43 @@ class PolicyForm(forms.ModelForm):
         allowed_envs = [env.pk for env in Environment.objects.all() if allowed(user, Action.BACKUP, env)]
         self.fields["environment"].queryset = Environment.objects.filter(pk__in=allowed_envs)
         self.fields["password_source"].help_text = credentials.allowed_sources()
+        self.administrator = sets_connections(user)
+        if not self.administrator:
+            for name in ADMIN_FIELDS:
+                # A disabled field keeps the stored value whatever is posted.
+                self.fields[name].disabled = True
+                self.fields[name].help_text = "Set by an administrator."
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.administrator:
+            return cleaned
+        if tried := [self.fields[name].label for name in ADMIN_FIELDS if self._posted_a_change(name)]:
+            raise forms.ValidationError(
+                f"{', '.join(tried)}: set by an administrator only; nothing was saved. Ask an administrator to "
+                "change them."
+            )
+        kind = cleaned.get("kind")
+        if kind == Kind.PG_DUMP and (self.instance.pk is None or self.instance.kind != Kind.PG_DUMP):
+            self.add_error(
+                "kind",
+                "Only an administrator makes a pg_dump policy: it names a database server and the password the "
+                "worker sends it. Ask one to create it; you can then change its schedule, retention and bucket.",
+            )
+        return cleaned
+
+    def _posted_a_change(self, name: str) -> bool:
+        """Did the request post a value for a read-only field that differs from the stored one?
+        (A browser sends none for a disabled field.)"""
+        field = self.fields[name]
+        key = self.add_prefix(name)
+        if key not in self.data:
+            return False
+        try:
+            posted = field.to_python(field.widget.value_from_datadict(self.data, self.files, key))
+        except forms.ValidationError:
+            return True
+        return posted != field.to_python(self.get_initial_for_field(field, name))
 
 
 @login_required

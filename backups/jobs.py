@@ -82,10 +82,10 @@ def recording(ctx: RunContext):
         raise
     except ClientError as exc:
         failure = _aws_failure(exc, "make the backup")
-        backup.fail(str(failure))
+        backup.fail(ctx.writer.redact(str(failure)))
         raise failure from None
     except BaseException as exc:
-        backup.fail(str(exc) or type(exc).__name__)
+        backup.fail(ctx.writer.redact(str(exc) or type(exc).__name__))  # masked like the run's error
         raise
 
 

@@ -26,6 +26,7 @@ from notifications.channels import CHANNEL_KINDS, UnknownChannelKind, channel_ki
 from notifications.events import EVENTS
 from notifications.models import Channel, Delivery, DeliveryAttempt, DeliveryStatus
 from notifications.secrets import SecretUnavailable
+from opsconsole.audit.log import mask_secrets
 from opsconsole.runs import dispatch
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ def _notify(event_code: str, environment, facts: dict) -> list[int]:
     channels = [c for c in Channel.objects.filter(environment=environment, enabled=True) if c.wants(event_code)]
     if not channels:
         return []
-    facts = json.loads(json.dumps(facts, cls=DjangoJSONEncoder))  # what a JSONField can keep
+    # What a JSONField can keep, and the values of secret-looking keys masked as in the audit log:
+    # facts go into the stored delivery and every channel's payload.
+    facts = mask_secrets(json.loads(json.dumps(facts, cls=DjangoJSONEncoder)))
     name = environment.name
     now = timezone.now()
     at = sending.utc_timestamp(now)

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from notifications import conf
 from notifications.delivery import notify
+from opsconsole.runs.context import current_writer
 from opsconsole.runs.models import TERMINAL, Run, Status
 from opsconsole.runs.registry import REGISTRY
 
@@ -57,7 +58,13 @@ def run_link(run_id: int) -> str:
 def notify_run(event: str, run_id: int) -> list[int]:
     try:
         run = Run.objects.select_related("environment").get(pk=run_id)
-        return notify(event, run.environment, **run_facts(run))
+        facts = run_facts(run)
+        writer = current_writer()
+        if writer is not None and writer.run_id == run.pk:
+            # Told by the run's own worker: a secret the job registered is masked in every fact,
+            # those its kind adds included, as it is in the run's events and error.
+            facts = writer.redact_data(facts)
+        return notify(event, run.environment, **facts)
     except Exception:
         logger.exception("notification %s for run %s failed", event, run_id)
         return []

@@ -2,13 +2,16 @@
 approval, runs started and ended (through the runs engine's signal), DR requests and approvals,
 and email goes through Django's mail backend."""
 
+import json
 from unittest import mock
 
 import pytest
 from django.core import mail
 from django.db import connection, transaction
 
+from backups import postgres
 from backups.models import BackupPolicy, Kind
+from backups.s3stream import StreamAborted
 from backups.services import request_backup
 from dr import services as dr_services
 from dr.models import Operation
@@ -20,7 +23,7 @@ from opsconsole.runs.models import Run, Status
 from opsconsole.runs.services import launch
 from tests.conftest import make_user
 from tests.dr.conftest import offline_plan
-from tests.notifications.conftest import BASE_URL, SLACK_PATH, email_channel, slack_channel
+from tests.notifications.conftest import BASE_URL, SLACK_PATH, email_channel, pagerduty_channel, slack_channel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,6 +100,73 @@ def test_a_failed_backup_run_is_reported(staging, users, notify_settings, receiv
     [request] = receiver.to(SLACK_PATH)
     assert request.body["text"].startswith(f":x: staging: backup nightly failed (run #{run.pk}): The worker has no")
     assert f"<{BASE_URL}/runs/{run.pk}/|Open in the ops console>" in request.body["text"]
+
+
+def test_a_secret_in_a_failed_run_s_error_reaches_no_channel(staging, users, notify_settings, receiver, monkeypatch):
+    """The database password, echoed into a failed backup's error by a client program: masked in
+    the run's error, so in what Slack, PagerDuty and email receive and in the stored delivery."""
+    secret = "db-pass-0f8e7d6c5b4a"
+    monkeypatch.setenv("BACKUP_DB_PASSWORD_NOTIFY", secret)
+    for make in (slack_channel, pagerduty_channel, email_channel):
+        make(staging, ["backup.failed"])
+    policy = BackupPolicy.objects.create(
+        environment=staging,
+        kind=Kind.PG_DUMP,
+        name="nightly",
+        database_host="127.0.0.1",
+        database_name="app",
+        database_user="app",
+        password_source="env:BACKUP_DB_PASSWORD_NOTIFY",
+        bucket="backups",
+        copy_to_dr=False,
+    )
+
+    def echoing(conn, *args, **kwargs):
+        raise StreamAborted(f"pg_dump exited with status 1: connection string password={conn.password} rejected")
+
+    with mock.patch.object(postgres, "dump_to_s3", echoing):
+        run = request_backup(policy, users["backup_operator"])
+    run.refresh_from_db()
+    assert run.status == Status.FAILED and "password=******** rejected" in run.error
+    assert [status for _, status in delivered(staging)] == [DeliveryStatus.SENT] * 3
+    sent = [json.dumps(r.body) for r in receiver.requests] + [m.subject + m.body for m in mail.outbox]
+    assert len(sent) == 3 and all("password=******** rejected" in text for text in sent)
+    assert not any(secret in text for text in sent)
+    assert not any(secret in json.dumps([d.facts, d.payload]) for d in Delivery.objects.all())
+    assert secret not in run.backup.error
+
+
+def test_a_secret_in_a_fact_a_kind_adds_or_under_a_secret_looking_key_is_masked(
+    staging, users, notify_settings, receiver
+):
+    from opsconsole.runs import registry
+    from opsconsole.runs.context import RunFailed
+
+    def job(ctx):
+        ctx.add_secret("registered-s3cr3t")
+        raise RunFailed("it did not work")
+
+    registry.REGISTRY["test.leaky_notice"] = registry.RunKind(
+        "test.leaky_notice",
+        "Leaky notice",
+        job,
+        locks_environment=False,
+        notifies=lambda previous, status, result: "deploy.failed" if status == Status.FAILED else None,
+        notify_facts=lambda run: {"release": "connect registered-s3cr3t", "api_token": "tok-visible-otherwise"},
+    )
+    slack_channel(staging, ["deploy.failed"])
+    try:
+        run = launch("test.leaky_notice", principal=users["admin"], environment=staging)
+    finally:
+        del registry.REGISTRY["test.leaky_notice"]
+    run.refresh_from_db()
+    assert run.status == Status.FAILED
+    assert delivered(staging) == [("deploy.failed", DeliveryStatus.SENT)]
+    [request] = receiver.to(SLACK_PATH)
+    body = json.dumps(request.body)
+    assert "connect ********" in body and "registered-s3cr3t" not in body
+    assert "tok-visible-otherwise" not in body and "*api_token*\\n********" in body
+    assert Delivery.objects.get().facts["api_token"] == "********"
 
 
 def test_a_failed_restore_verification_is_reported(staging, users, notify_settings, receiver):

@@ -1,5 +1,6 @@
 """Loaded by pytest before Django starts (`-p tests.testenv` in pyproject.toml): the settings
-the test run needs, and the rule that a skipped test fails the run."""
+the test run needs, and the rule that a skip fails the run: a test skipped as it ran, and a
+module or directory skipped while pytest collected it."""
 
 import os
 
@@ -17,23 +18,51 @@ if "DATABASE_URL" not in os.environ:
 if "REDIS_URL" not in os.environ:
     raise pytest.UsageError("REDIS_URL is not set: run the suite with `make test` (it starts PostgreSQL and Redis).")
 
-_skipped: list[str] = []
+# What did not run: node id -> why. A test skipped as it ran reaches pytest_runtest_logreport; a
+# module skipped while collected (pytest.skip(allow_module_level=True), pytest.importorskip, a
+# skip in a conftest.py) never does: its tests are never collected, so it has a hook of its own.
+_skipped: dict[str, str] = {}
+
+
+def _note(report, collecting: bool) -> None:
+    if not report.skipped:
+        return
+    longrepr = report.longrepr
+    where, reason = "", str(longrepr or "")
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # (path, line, "Skipped: why")
+        where, reason = str(longrepr[0]), str(longrepr[2])
+    reason = reason.removeprefix("Skipped: ")
+    if collecting:
+        reason = f"skipped while collecting, none of its tests ran: {reason}"
+    nodeid = report.nodeid
+    if not nodeid or nodeid.startswith("::"):  # a file outside the rootdir: name it by its path
+        nodeid = f"{where or report.fspath}{nodeid}"
+    _skipped.setdefault(nodeid, reason)
 
 
 def pytest_runtest_logreport(report):
-    if report.skipped:
-        _skipped.append(report.nodeid)
+    _note(report, collecting=False)
+
+
+def pytest_collectreport(report):
+    _note(report, collecting=True)
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if _skipped and session.exitstatus == 0:
-        session.exitstatus = 1
+    # Whatever the terminal counted as skipped counts too, collection included, should a skip
+    # reach it by a path the hooks above did not see.
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for report in getattr(reporter, "stats", {}).get("skipped", []):
+        _note(report, collecting=isinstance(report, pytest.CollectReport))
+    # NO_TESTS_COLLECTED too: a run whose only module was skipped must say why it failed.
+    if _skipped and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter):
     if _skipped:
         terminalreporter.write_line(
-            f"FAILED: {len(_skipped)} test(s) skipped; a skipped test is a test that did not run:", red=True
+            f"FAILED: {len(_skipped)} skipped; a skipped test or module is one that did not run:", red=True
         )
-        for nodeid in _skipped:
-            terminalreporter.write_line(f"  {nodeid}", red=True)
+        for nodeid, reason in _skipped.items():
+            terminalreporter.write_line(f"  {nodeid} ({reason})", red=True)

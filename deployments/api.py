@@ -1,7 +1,8 @@
 """JSON API for CI: register and list releases, request deploys and rollbacks, list environments
 (described in deployments/openapi.py). A deploy or rollback request honours an Idempotency-Key
 header (opsconsole/runs/idempotency.py); one identical to a run still active is a 409 `duplicate`
-naming that run."""
+naming that run. An environment the caller may not see answers exactly as a name no environment
+has (opsconsole.api.environment_for)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from deployments import services
 from deployments.models import Release
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, principal_of, require, visible_environment_ids
-from opsconsole.api import BadRequest, api_endpoint, json_body, query_before, refusal
+from opsconsole.api import BadRequest, api_endpoint, environment_for, json_body, query_before, refusal
 from opsconsole.environments.models import Environment
 from opsconsole.runs.api import enforce_csrf_for_session, refusal_answer, run_json
 from opsconsole.runs.idempotency import idempotent
@@ -129,10 +130,7 @@ def _release_from(body: dict) -> Release:
 
 def _request(request, name: str, action):
     enforce_csrf_for_session(request)
-    environment = Environment.objects.filter(name=name).first()
-    if environment is None:
-        raise BadRequest(f"There is no environment called {name!r}.", "unknown_environment")
-    require(request, Action.VIEW, environment)
+    environment = environment_for(request, name, Action.VIEW)
     if not allowed(principal_of(request), Action.DEPLOY, environment):  # before reading what it asks
         raise PermissionDenied(f"You do not have permission to deploy to {environment}.")
     body = json_body(request)

@@ -1,7 +1,7 @@
 """The deployments app's part of the OpenAPI document (opsconsole/openapi.py): environments,
 deploy, rollback and releases."""
 
-from opsconsole.openapi import BEFORE, ENV_NAME, ERROR, ERRORS, QUEUE_DOWN, json_answer, page
+from opsconsole.openapi import BEFORE, ENV_NAME, ERROR, ERRORS, NO_SUCH_ENVIRONMENT, QUEUE_DOWN, json_answer, page
 from opsconsole.runs.openapi import IDEMPOTENCY_KEY, KEY_REUSED, REFUSAL, started
 
 DEPLOY_BODY = {
@@ -58,7 +58,7 @@ PATHS = {
                     "(busy, naming it), locked, frozen, failed over to DR, or the Idempotency-Key's first request is "
                     "still being answered (idempotency_in_progress)",
                 ),
-                "404": json_answer(ERROR, "The name cannot be an environment's (an unknown one is a 400)"),
+                "404": json_answer(ERROR, NO_SUCH_ENVIRONMENT),
                 **KEY_REUSED,
                 **ERRORS,
                 **QUEUE_DOWN,
@@ -79,7 +79,7 @@ PATHS = {
                     "rollback is (busy), locked, frozen, failed over to DR, not a good release, or the "
                     "Idempotency-Key's first request is still being answered (idempotency_in_progress)",
                 ),
-                "404": json_answer(ERROR, "The name cannot be an environment's (an unknown one is a 400)"),
+                "404": json_answer(ERROR, NO_SUCH_ENVIRONMENT),
                 **KEY_REUSED,
                 **ERRORS,
                 **QUEUE_DOWN,

@@ -8,7 +8,9 @@ an admin minted with the `dr` scope and that is shown once, so it stands in for 
 the person behind it (its owner, who must still be a DR operator or admin there) is the requester
 for the two-person rule. Every refusal after the permission check (a failed CSRF check, no sudo
 mode, bad input, the state) is audited as `dr.<operation>.refused` (outcome denied) and changes
-nothing else; a body over the upload limit is refused 413 before it is read, unaudited.
+nothing else; a body over the upload limit is refused 413 before it is read, unaudited. An
+environment the caller may not see answers exactly as a name no environment has, whether or not
+it has a DR plan (opsconsole.api.environment_for).
 
 A request honours an Idempotency-Key header (opsconsole/runs/idempotency.py: the same key answers
 the first answer again and starts nothing); a request of an operation already active is a 409
@@ -26,7 +28,7 @@ from dr.models import RUN_KINDS, DROperation, DRPlan, Operation
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, principal_of, visible_environment_ids
 from opsconsole.access.sudo import in_sudo_mode
-from opsconsole.api import BadRequest, TooLarge, error, json_body, query_before
+from opsconsole.api import BadRequest, TooLarge, environment_for, error, json_body, query_before
 from opsconsole.api import api_endpoint as endpoint
 from opsconsole.runs.api import enforce_csrf_for_session, refusal_answer, run_json
 from opsconsole.runs.idempotency import idempotent
@@ -120,11 +122,13 @@ def operation_json(op: DROperation) -> dict:
 
 
 def _plan(request, name: str, action: str = Action.VIEW) -> DRPlan:
-    plan = DRPlan.objects.select_related("environment").filter(environment__name=name).first()
+    """The environment first (one it may not see answers as one that does not exist), then its plan:
+    whether an environment has a DR plan is told only to those who may `action` there."""
+    environment = environment_for(request, name, action)
+    plan = DRPlan.objects.filter(environment=environment).first()
     if plan is None:
         raise Http404
-    if not allowed(principal_of(request), action, plan.environment):
-        raise PermissionDenied(f"You do not have permission to {action} in {plan.environment}.")
+    plan.environment = environment
     return plan
 
 

@@ -1,7 +1,7 @@
 """The DR app's part of the OpenAPI document (opsconsole/openapi.py): plans, operations and the
 guarded failover, drill and failback requests and votes."""
 
-from opsconsole.openapi import BEFORE, ENV_NAME, ERROR, ERRORS, RUN_ID, json_answer, page
+from opsconsole.openapi import BEFORE, ENV_NAME, ERROR, ERRORS, NO_SUCH_ENVIRONMENT, RUN_ID, json_answer, page
 from opsconsole.runs.openapi import IDEMPOTENCY_KEY, KEY_REUSED, REFUSAL, started
 
 DR_REQUEST_BODY = {
@@ -30,7 +30,7 @@ DUPLICATES = (
 )
 DR_ERRORS = {
     **ERRORS,
-    "404": json_answer(ERROR, "No DR plan (or no such DR run) for this environment"),
+    "404": json_answer(ERROR, f"No DR plan (or no such DR run) for this environment. {NO_SUCH_ENVIRONMENT}"),
     "409": json_answer(
         REFUSAL,
         "The state forbids it: the same operation already active (duplicate, naming its run: `run`, `url`), "

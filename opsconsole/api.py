@@ -1,4 +1,5 @@
-"""Helpers for the JSON API under /api/v1/: authentication by token or session, JSON errors."""
+"""Helpers for the JSON API under /api/v1/: authentication by token or session, JSON errors, and
+`environment_for()`, the one way a route turns an environment's name into an environment."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as default_server_error
 
-from opsconsole.access.permissions import principal_of
+from opsconsole.access.permissions import allowed, principal_of, visible_environment_ids
+from opsconsole.environments.models import Environment
 
 MAX_JSON_DEPTH = 20
 
@@ -25,6 +27,13 @@ class BadRequest(Exception):
 
 class TooLarge(BadRequest):
     """The body is over DATA_UPLOAD_MAX_MEMORY_SIZE: 413, read no further."""
+
+
+class NotFound(BadRequest):
+    """There is nothing by that name, and saying so tells the caller nothing it could not list: 404."""
+
+    def __init__(self, message: str, code: str = "not_found"):
+        super().__init__(message, code)
 
 
 class Conflict(BadRequest):
@@ -83,6 +92,31 @@ def query_before(request) -> int | None:
     if not re.fullmatch(r"[0-9]{1,19}", raw) or not 0 < int(raw) <= MAX_ID:
         raise BadRequest("before must be a positive whole number: the id the next page starts below.", "invalid")
     return int(raw)
+
+
+NAME_LENGTH = Environment._meta.get_field("name").max_length
+
+
+def environment_for(request, name: str, action: str) -> Environment:
+    """The environment called `name`, in which the request's principal may `action`; else a refusal.
+
+    A principal that does not see every environment (a token or user scoped to some) gets the same
+    answer, byte for byte, for a name no environment has as for an environment it may not see: 403
+    `forbidden`, with a message that names neither, so it cannot probe which names exist. A
+    principal that sees every environment could list them, so it is told plainly: 404 `not_found`.
+    One it sees but may not `action` in is named, as require() names it.
+    Call it before anything else the route checks about the environment or the body, so no other
+    answer (a missing DR plan, a service-only run kind) tells the two apart either."""
+    principal = principal_of(request)
+    environment = Environment.objects.filter(name=name).first() if len(name) <= NAME_LENGTH else None
+    if environment is not None and allowed(principal, action, environment):
+        return environment
+    visible = visible_environment_ids(principal)
+    if environment is None and visible is None:
+        raise NotFound(f"There is no environment called {name[:NAME_LENGTH]!r}.")
+    if environment is not None and (visible is None or environment.pk in visible):
+        raise PermissionDenied(f"You do not have permission to {action} in {environment}.")
+    raise PermissionDenied(f"You do not have permission to {action} in an environment of that name, or there is none.")
 
 
 def server_error(request):
@@ -169,6 +203,8 @@ def api_endpoint(*methods: str):
                 return view(request, *args, **kwargs)
             except Conflict as exc:
                 return error(409, str(exc), exc.code)
+            except NotFound as exc:
+                return error(404, str(exc), exc.code)
             except TooLarge as exc:
                 return error(413, str(exc), exc.code)
             except Unavailable as exc:

@@ -38,6 +38,11 @@ ERRORS = {
 # For a request that queues a run: the broker is down, so nothing was started (code queue_unavailable).
 QUEUE_DOWN = {"503": json_answer(ERROR, "The job queue is unreachable; nothing was started, try again")}
 
+NO_SUCH_ENVIRONMENT = (
+    "No environment by that name (not_found), told to a caller who sees every environment; to one who does not, "
+    "a name no environment has is the same 403 as an environment out of its reach"
+)
+
 RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 ENV_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}}
 BEFORE = {
@@ -119,6 +124,7 @@ contribute(
                 },
                 "responses": {
                     "201": json_answer({"$ref": "#/components/schemas/Run"}, "Created"),
+                    "404": json_answer(ERROR, NO_SUCH_ENVIRONMENT),
                     **ERRORS,
                     **QUEUE_DOWN,
                 },

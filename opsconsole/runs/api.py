@@ -1,4 +1,5 @@
-"""JSON API for runs: list, start, show, stream events, cancel."""
+"""JSON API for runs: list, start, show, stream events, cancel. A start naming an environment the
+caller may not see is answered exactly as one naming no environment (opsconsole.api.environment_for)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,20 @@ from django.views.decorators.csrf import csrf_exempt
 
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import principal_of, require, visible_environment_ids
-from opsconsole.api import BadRequest, Conflict, Unavailable, api_endpoint, error, json_body, query_before, refusal
-from opsconsole.environments.models import Environment
+from opsconsole.api import (
+    BadRequest,
+    Conflict,
+    Unavailable,
+    api_endpoint,
+    environment_for,
+    error,
+    json_body,
+    query_before,
+    refusal,
+)
 from opsconsole.runs.idempotency import idempotent
 from opsconsole.runs.models import Run, Status
+from opsconsole.runs.registry import UnknownRunKind, get_kind
 from opsconsole.runs.services import NotPermitted, Refused, cancel, launch
 from opsconsole.ui.pagination import keyset_page, parse_int
 
@@ -47,6 +58,15 @@ def refusal_answer(exc: Refused, conflict_codes: frozenset[str] | set[str] = fro
     return JsonResponse(body, status=status)
 
 
+def _action_of(kind_name) -> str:
+    """The permission a run of this kind needs; to view, for a kind that does not exist (launch()
+    then says so, to whoever may see the environment)."""
+    try:
+        return get_kind(str(kind_name)).action
+    except UnknownRunKind:
+        return Action.VIEW
+
+
 def _visible(request, run_id: int) -> Run:
     run = get_object_or_404(Run.objects.select_related("environment"), pk=run_id)
     require(request, Action.VIEW, run.environment)
@@ -63,9 +83,8 @@ def runs(request):
         body = json_body(request)
         environment = None
         if body.get("environment"):
-            environment = Environment.objects.filter(name=str(body["environment"])).first()
-            if environment is None:
-                raise BadRequest(f"There is no environment called {str(body['environment'])[:60]!r}.")
+            # Before the kind's own checks: one the token may not see answers as a name none has.
+            environment = environment_for(request, str(body["environment"]), _action_of(body.get("kind")))
         params = body.get("params") or {}
         if not isinstance(params, dict):
             raise BadRequest("params must be a JSON object.")

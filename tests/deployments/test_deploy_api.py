@@ -105,7 +105,8 @@ def test_a_deploy_request_creates_a_queued_run_and_its_deployment(client, token,
 @pytest.mark.parametrize(
     ("url", "body", "status", "code"),
     [
-        ("/api/v1/environments/nowhere/deploy", {"release_id": 1}, 400, "unknown_environment"),
+        # The token is scoped to staging: an unknown name is refused as an environment out of its reach.
+        ("/api/v1/environments/nowhere/deploy", {"release_id": 1}, 403, "forbidden"),
         ("/api/v1/environments/staging/deploy", {"release_id": 999999}, 400, "unknown_release"),
         ("/api/v1/environments/staging/deploy", {"release_id": "1"}, 400, "invalid"),
         ("/api/v1/environments/staging/deploy", {}, 400, "invalid"),

@@ -43,13 +43,24 @@ def test_a_token_cannot_start_runs_outside_its_environments(client, ci_token, pr
     response = post(client, "/api/v1/runs", {"kind": "maintenance.selftest", "environment": "production"}, **ci_token)
     assert response.status_code == 403
     assert not Run.objects.exists()
+    # A name no environment has is refused the same way, so the token cannot tell which exist.
+    unknown = post(client, "/api/v1/runs", {"kind": "maintenance.selftest", "environment": "mars"}, **ci_token)
+    assert (unknown.status_code, unknown.json()) == (403, response.json())
+
+
+def test_an_unknown_environment_is_a_404_for_a_token_that_sees_every_environment(client, users):
+    _, raw = ApiToken.issue("all", ["view", "run"], created_by=users["admin"])
+    body = {"kind": "maintenance.selftest", "environment": "mars"}
+    response = post(client, "/api/v1/runs", body, HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert response.status_code == 404
+    assert response.json() == {"error": "There is no environment called 'mars'.", "code": "not_found"}
+    assert not Run.objects.exists()
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
         ({"kind": "nope"}, "There is no run kind called 'nope'"),
-        ({"kind": "maintenance.selftest", "environment": "mars"}, "There is no environment called 'mars'"),
         ({"kind": "maintenance.selftest", "params": [1]}, "params must be a JSON object"),
         ({"kind": "maintenance.selftest", "environment": "staging", "params": {"lines": -1}}, "lines must be"),
     ],

@@ -205,7 +205,8 @@ def request_restore(backup: Backup, principal, target: str, confirmation: str) -
         raise NotPermitted(f"You do not have permission to restore backups in {backup.environment}.")
     if not target:
         raise Refused("Name the new database or instance to restore into.")
-    if (confirmation or "").strip() != target:
+    # As typed: trimming, case folding or folding look-alikes would accept what was not typed.
+    if (confirmation or "") != target:
         raise Refused(f"Type the target name ({target}) exactly to confirm the restore.")
     with transaction.atomic(), through_service("backups.restore"):
         run = launch(

@@ -1,18 +1,22 @@
 """Watching a run in the browser: start a self-test from the Runs page and follow its live log,
 keep up with a 20,000-line log (live; opened once finished it shows its tail at once and earlier
-lines on request), see the time of each line, see a failure and its reason, and never miss the
-last line written just after a run ends."""
+lines on request), see the time of each line, see a failure and its reason, and never miss a
+last line committed after the page saw the run end."""
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from opsconsole.runs import approvals
+from opsconsole.runs.context import EventWriter, append_event
 from opsconsole.runs.models import Run, RunEvent, Status
 from opsconsole.runs.services import launch
 from opsconsole.ui.views import TAIL_LINES
@@ -21,6 +25,8 @@ from tests.e2e.conftest import sign_in
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 SELFTEST_LINE = "self-test line "
+# What an expired approval writes after it has ended the run (runs/approvals.py).
+LAST_LINE = "Canceled: nobody approved it in time."
 STREAMING_DEADLINE_S = 480
 LOG_MESSAGES = "Array.from(document.querySelectorAll('#log li[data-seq] span'), span => span.textContent)"
 LOG_SEQS = "Array.from(document.querySelectorAll('#log li[data-seq]'), li => Number(li.dataset.seq))"
@@ -60,8 +66,27 @@ def expect_poller_done(page: Page, timeout: float = 15_000) -> None:
     expect(page.locator("#poller[data-done]")).to_be_attached(timeout=timeout)
 
 
-def test_an_operator_starts_a_selftest_and_watches_its_log_to_the_end(page: Page, users, runs_in_background, js_errors):
+def hold_the_run_after(monkeypatch, message: str) -> threading.Event:
+    """The run stops after writing `message` until the returned event is set (60 s at most), so
+    the page is certain to see it going, however slowly the machine lets it look."""
+    go_on = threading.Event()
+    write = EventWriter.write
+
+    def write_then_wait(writer, text, *args, **kwargs):
+        event = write(writer, text, *args, **kwargs)
+        if text == message:
+            go_on.wait(60)
+        return event
+
+    monkeypatch.setattr(EventWriter, "write", write_then_wait)
+    return go_on
+
+
+def test_an_operator_starts_a_selftest_and_watches_its_log_to_the_end(
+    page: Page, users, runs_in_background, monkeypatch, js_errors
+):
     lines = 40
+    halfway = hold_the_run_after(monkeypatch, f"self-test line {lines // 2} of {lines}")
     sign_in(page, users["deployer"])
     page.get_by_role("navigation").get_by_role("link", name="Runs", exact=True).click()
     expect(page).to_have_url(re.compile(r"/runs/$"))
@@ -75,17 +100,21 @@ def test_an_operator_starts_a_selftest_and_watches_its_log_to_the_end(page: Page
 
     expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
     expect(page.get_by_role("heading", name=re.compile(r"Run #\d+"))).to_contain_text("maintenance.selftest")
-    # Lines arrive while the run is going: some, not all, under a Running badge.
-    page.wait_for_function(
-        """([prefix, total]) => {
-            const shown = Array.from(document.querySelectorAll('#log li span'))
-                .filter(span => span.textContent.startsWith(prefix)).length;
-            const status = document.getElementById('run-status').textContent.trim();
-            return status === 'Running' && shown > 0 && shown < total;
-        }""",
-        arg=[SELFTEST_LINE, lines],
-        timeout=15_000,
-    )
+    # Lines arrive while the run is going: some, not all, under a Running badge. The run waits
+    # halfway until the page has shown that.
+    try:
+        page.wait_for_function(
+            """([prefix, total]) => {
+                const shown = Array.from(document.querySelectorAll('#log li span'))
+                    .filter(span => span.textContent.startsWith(prefix)).length;
+                const status = document.getElementById('run-status').textContent.trim();
+                return status === 'Running' && shown > 0 && shown < total;
+            }""",
+            arg=[SELFTEST_LINE, lines],
+            timeout=30_000,
+        )
+    finally:
+        halfway.set()
 
     expect(page.locator("#run-status")).to_have_text("Succeeded", timeout=30_000)
     expect_poller_done(page)
@@ -274,26 +303,54 @@ def test_a_failed_selftest_shows_failed_and_the_reason(page: Page, users, runs_i
     assert js_errors == []
 
 
-def test_the_outcome_line_written_just_after_the_run_ended_still_appears(
-    page: Page, users, runs_in_background, monkeypatch, js_errors
+def test_the_last_line_committed_after_the_page_saw_the_run_end_still_appears(
+    page: Page, users, production, monkeypatch, js_errors
 ):
-    # Hold the run for a second between being marked ended and its outcome line being written, as
-    # a slow database would, so a poll (every 0.7 s) is certain to land in between. The line must
-    # still reach the page: the runner commits both together, and the poller asks once more, 2 s
-    # later, before it stops (ui/_poller.html) for the paths that write them apart.
-    end = Run.transition
+    # An approval that expires ends the run, committed, and only then writes why (runs/approvals.py),
+    # as a cancel before start and a failed enqueue do. Here the line waits until the page has shown
+    # the run ended: the answer that told it so brought no line, and a poller that stopped at that
+    # answer would never show it. The poller asks once more before it stops (ui/_poller.html).
+    run = Run.objects.create(
+        kind="deployments.deploy",
+        environment=production,
+        status=Status.AWAITING_APPROVAL,
+        params={"approval_ttl_minutes": 0},
+        requested_by_name="dana",
+    )
+    append_event(run, "Waiting for approval.")
+    page_saw_the_end = threading.Event()
+    write = approvals.append_event
 
-    def end_then_pause(run, to, **fields):
-        end(run, to, **fields)
-        if run.is_terminal:
-            time.sleep(1.0)
+    def once_the_page_saw_the_end(*args, **kwargs):
+        assert page_saw_the_end.wait(60), "the page never showed the run ended"
+        return write(*args, **kwargs)
 
-    monkeypatch.setattr(Run, "transition", end_then_pause)
+    monkeypatch.setattr(approvals, "append_event", once_the_page_saw_the_end)
+    outcome: list[object] = []
+
+    def expire() -> None:
+        try:
+            outcome.append(approvals.expire_if_due(Run.objects.get(pk=run.pk)))
+        except BaseException as exc:
+            outcome.append(exc)
+        finally:
+            connection.close()
+
     sign_in(page, users["admin"])
-    run = launch("maintenance.selftest", principal=users["admin"], params={"lines": 3, "delay_ms": 100})
     page.goto(f"/runs/{run.pk}/")
+    expect(page.locator("#run-status")).to_have_text("Awaiting approval")
+    expiring = threading.Thread(target=expire, name=f"expire-{run.pk}")
+    expiring.start()
+    try:
+        expect(page.locator("#run-status")).to_have_text("Canceled")
+        assert log_messages(page) == ["Waiting for approval."]  # the end, without its line
+    finally:
+        page_saw_the_end.set()
+        expiring.join(timeout=60)
+    assert outcome == [True]
+    assert Run.objects.get(pk=run.pk).events.order_by("-seq").first().message == LAST_LINE
 
-    expect(page.locator("#run-status")).to_have_text("Succeeded")
+    expect(page.locator("#log li").last).to_have_text(re.compile(re.escape(LAST_LINE) + "$"))
     expect_poller_done(page)
-    assert log_messages(page)[-1] == "Succeeded."
+    assert log_messages(page) == ["Waiting for approval.", LAST_LINE]
     assert js_errors == []

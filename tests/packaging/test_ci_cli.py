@@ -104,23 +104,25 @@ def test_deploy_wait_gives_up_at_the_timeout_with_its_own_exit_code(live_server,
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("argv", "status", "message"),
     [
-        (["deploy", "--environment", "nowhere", "--release-id", "1"], "There is no environment called 'nowhere'."),
-        (["deploy", "--environment", "staging", "--release-id", "999999"], "There is no such release"),
+        # The token reaches staging only: a name it cannot see answers as if no environment had it.
+        (["deploy", "--environment", "nowhere", "--release-id", "1"], 403, "or there is none. (forbidden)"),
+        (["deploy", "--environment", "staging", "--release-id", "999999"], 400, "There is no such release"),
         (
             ["register-release", "--repository", "r", "--tag", "bad tag!", "--digest", DIGEST],
+            400,
             "'bad tag!' is not a valid image tag. (invalid_tag)",
         ),
     ],
 )
-def test_a_refused_request_is_one_line_on_stderr_and_exit_code_3(live_server, ci_token, staging, argv, message):
+def test_a_refused_request_is_one_line_on_stderr_and_exit_code_3(live_server, ci_token, staging, argv, status, message):
     result = ci(live_server, ci_token, *argv)
     assert result.returncode == 3
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("opsconsole-ci: ") and message in lines[0], result.stderr
-    assert " 400 " in lines[0]
+    assert f" {status} " in lines[0]
     assert Release.objects.count() == 0 and Run.objects.count() == 0
 
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from backups.models import Backup, BackupPolicy, Restore
+from backups.models import ADMIN_FIELDS, Backup, BackupPolicy, Restore
 
 
 @admin.register(BackupPolicy)
@@ -8,6 +8,13 @@ class BackupPolicyAdmin(admin.ModelAdmin):
     list_display = ("name", "environment", "kind", "schedule", "enabled", "retention_days", "min_copies", "copy_to_dr")
     list_filter = ("kind", "environment", "enabled")
     readonly_fields = ("periodic_task",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Staff with the change permission but not superusers see where a policy connects and which
+        # password it sends, and cannot change it (as on the Backups page).
+        if request.user.is_superuser:
+            return self.readonly_fields
+        return (*self.readonly_fields, *ADMIN_FIELDS)
 
 
 @admin.register(Backup)

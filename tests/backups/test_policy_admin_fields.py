@@ -151,3 +151,19 @@ def test_an_administrator_changes_them_and_the_change_is_audited(users, pg_polic
     )
     event = AuditEvent.objects.get(action="backups.policy.updated")
     assert event.details["database_host"] == "db.internal" and event.details["database_port"] == 6432
+
+
+def test_in_the_django_admin_only_a_superuser_may_change_them(users, pg_policy):
+    from django.contrib.auth.models import Permission
+
+    from tests.conftest import make_user
+
+    staff = make_user("stella", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["change_backuppolicy", "view_backuppolicy"]))
+    url = f"/admin/backups/backuppolicy/{pg_policy.pk}/change/"
+
+    staff_form = client_for(staff).get(url).context["adminform"].form
+    superuser_form = client_for(users["superuser"]).get(url).context["adminform"].form
+
+    assert not {"database_host", "database_port", "password_source"} & set(staff_form.fields)
+    assert {"database_host", "database_port", "password_source"} <= set(superuser_form.fields)

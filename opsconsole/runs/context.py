@@ -100,15 +100,19 @@ class RunEventHandler(logging.Handler):
         writer = _current_writer.get()
         if writer is None:
             return
-        try:
-            data = getattr(record, "data", None)
-            writer.write(record.getMessage(), LEVELS.get(record.levelno, Level.INFO), data)
-        except Exception as exc:  # a log line must never take the job down
-            if is_connection_error(exc):
-                writer.lost += 1  # noted in the log once the database is back
+        # Twice on a lost connection: the first try may meet the connection a database restart
+        # dropped while the job was busy elsewhere, the database being back; the second has a new one.
+        for _ in range(2):
+            try:
+                data = getattr(record, "data", None)
+                writer.write(record.getMessage(), LEVELS.get(record.levelno, Level.INFO), data)
+                return
+            except Exception as exc:  # a log line must never take the job down
+                if not is_connection_error(exc):
+                    self.handleError(record)
+                    return
                 recover_connection()
-            else:
-                self.handleError(record)
+        writer.lost += 1  # noted in the log once the database is back
 
 
 _handler = RunEventHandler()

@@ -20,6 +20,8 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -324,6 +326,17 @@ class Private:
     def reconnect(self) -> None:
         """Drop this process's connection (broken by a restart); the next query opens a new one."""
         connection.close()
+
+    @contextmanager
+    def postgres_down(self) -> Iterator[None]:
+        """PostgreSQL stopped for the body of the `with` (every session terminated, as in a restart
+        or a failover), then started again however the body ends: the cluster serves the session."""
+        self.services.postgres.stop("fast")
+        try:
+            yield
+        finally:
+            self.services.postgres.start()
+            self.reconnect()
 
     # --- the console ---------------------------------------------------------------------------
     def browser(self, user) -> urllib.request.OpenerDirector:

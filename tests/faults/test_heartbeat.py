@@ -1,38 +1,85 @@
-"""A heartbeat that fails on a dropped database connection skips a beat and carries on: before,
-the heartbeat thread died at the first error, and the reaper later ended a run that was still going."""
+"""A run's heartbeats ride out a real PostgreSQL restart: while the server is down the heartbeat
+thread misses beats, once it is back the thread beats again, the reaper leaves alone the run that
+kept going, and the run ends succeeded. (The thread used to die at its first error, and the
+reaper later ended a run that was still going.)
+
+The run executes on a thread of this process, as in a worker, against the private cluster. Its job
+waits on the outside world, as a deploy waits on ECS, and touches no database meanwhile: the
+restart meets its heartbeats, not the job."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import timedelta
-from unittest import mock
 
 import pytest
-from django.db import OperationalError
-from django.db.models import QuerySet
+from django.db import connection
 from django.utils import timezone
 
 from opsconsole.runs import runner
 from opsconsole.runs.models import Run, Status
+from opsconsole.runs.reaper import reap
+from opsconsole.runs.registry import REGISTRY, EnvironmentUse, RunKind
+from tests.faults.conftest import LOST_AFTER_SECONDS
 from tests.integration.conftest import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.integration
+
+KIND = "faults.waits_on_the_outside_world"
 
 
-def test_heartbeats_carry_on_after_the_database_drops_the_connection(settings):
-    settings.RUN_HEARTBEAT_SECONDS = 0.05
-    long_ago = timezone.now() - timedelta(hours=1)
-    run = Run.objects.create(kind="maintenance.selftest", status=Status.RUNNING, heartbeat_at=long_ago)
-    failures = []
-    update = QuerySet.update
+def heartbeat_at(run: Run):
+    return Run.objects.filter(pk=run.pk).values_list("heartbeat_at", flat=True).get()
 
-    def drops_the_first_two_beats(queryset, **fields):
-        if "heartbeat_at" in fields and len(failures) < 2:
-            failures.append(fields)
-            raise OperationalError("server closed the connection unexpectedly")
-        return update(queryset, **fields)
 
-    with mock.patch.object(QuerySet, "update", drops_the_first_two_beats), runner._heartbeat(run.pk):
-        wait_for(
-            lambda: Run.objects.filter(pk=run.pk, heartbeat_at__gt=long_ago).exists(), 10, "a heartbeat", interval=0.05
-        )
-    assert len(failures) == 2
+def test_heartbeats_resume_after_a_postgres_restart_and_the_run_succeeds(private, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, logger=runner.__name__)
+    answered = threading.Event()
+
+    def waits_on_the_outside_world(ctx) -> dict:
+        ctx.log.info("Waiting for the outside world.")
+        assert answered.wait(120), "the outside world never answered"
+        ctx.log.info("The outside world answered.")
+        return {"answered": True}
+
+    kind = RunKind(KIND, "Waits on the outside world", waits_on_the_outside_world, environment=EnvironmentUse.NONE)
+    monkeypatch.setitem(REGISTRY, KIND, kind)
+    run = Run.objects.create(kind=KIND, status=Status.QUEUED, requested_by_name="faults")
+    outcome: list[object] = []
+
+    def work() -> None:
+        try:
+            outcome.append(runner.execute(run.pk))
+        except BaseException as exc:
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work, name=f"run-{run.pk}")
+    worker.start()
+    try:
+        wait_for(lambda: run.events.filter(message="Waiting for the outside world.").exists(), 30, "the job")
+        claimed = heartbeat_at(run)
+        wait_for(lambda: heartbeat_at(run) > claimed, 30, "a heartbeat before the restart")
+
+        missed = f"heartbeat for run {run.pk} missed"
+        with private.postgres_down():
+            wait_for(lambda: any(r.getMessage().startswith(missed) for r in caplog.records), 30, "a missed beat")
+        back = timezone.now()
+
+        wait_for(lambda: heartbeat_at(run) > back, 30, "heartbeats to resume after the restart")
+        # Past the time after which the reaper ends a silent run, this one still beats: it is left alone.
+        silent_for_too_long = back + timedelta(seconds=LOST_AFTER_SECONDS)
+        wait_for(lambda: heartbeat_at(run) > silent_for_too_long, 30, "heartbeats to carry on")
+        assert run.pk not in reap()["reaped"]
+        assert Run.objects.get(pk=run.pk).status == Status.RUNNING
+    finally:
+        answered.set()
+        worker.join(timeout=60)
+
+    assert outcome == [Status.SUCCEEDED], outcome
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED and run.result == {"answered": True}, (run.status, run.error)
+    messages = list(run.events.order_by("seq").values_list("message", flat=True))
+    assert messages[1:] == ["Waiting for the outside world.", "The outside world answered.", "Succeeded."], messages

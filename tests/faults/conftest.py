@@ -374,6 +374,12 @@ class Private:
             return error.code, error.read().decode()
 
 
+def logged_since(process: subprocess.Popen, offset: int) -> str:
+    """What `process` logged after the first `offset` bytes of its log: a log file is appended
+    to by every process of that name in the session."""
+    return process.log_path.read_bytes()[offset:].decode(errors="replace")
+
+
 def point_django_at(url_settings: dict) -> dict:
     saved = dict(connection.settings_dict)
     connection.close()

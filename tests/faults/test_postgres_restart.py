@@ -3,16 +3,18 @@ worker carry on with the restarted server without being restarted themselves."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from opsconsole.environments.models import Environment
 from opsconsole.runs.models import EnvironmentLock, Run, Status
 from opsconsole.runs.services import launch
+from tests.faults.conftest import logged_since
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
+
+# What the worker logs once its job has met the stopped server (runs/runner.py).
+WAITING = "the database went away while recording a run's end; waiting for it"
 
 
 def ended(run: Run) -> bool:
@@ -31,10 +33,10 @@ def test_a_run_caught_by_a_postgres_restart_ends_errored_and_the_console_recover
     )
     wait_for(lambda: run.events.filter(message__startswith="self-test line 200 ").exists(), 60, "the run to start")
 
-    private.services.postgres.stop("fast")  # every session is terminated, as in a restart or failover
-    time.sleep(2)
-    private.services.postgres.start()
-    private.reconnect()
+    mark = worker.log_path.stat().st_size
+    with private.postgres_down():  # every session is terminated, as in a restart or failover
+        # Down until the job has met it: it could not record its end and waits for the database.
+        wait_for(lambda: WAITING in logged_since(worker, mark), 60, "the job to meet the stopped server")
 
     # The console's first request after the restart works: no restart of gunicorn needed.
     status, body = private.get(browser, f"/runs/{run.pk}/")

@@ -4,17 +4,19 @@ duplicate messages included."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from opsconsole.runs.dispatch import dispatch
 from opsconsole.runs.models import Run, Status
 from opsconsole.runs.reaper import reap
 from opsconsole.runs.services import launch
+from tests.faults.conftest import logged_since
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
+
+# What a Celery worker logs when its broker goes away.
+BROKER_LOST = "Connection to broker lost"
 
 
 def ended(run: Run) -> bool:
@@ -41,9 +43,13 @@ def test_runs_queued_when_redis_restarts_all_run_exactly_once(private, operator)
     with app.connection_for_write() as conn:
         assert conn.default_channel.client.llen("celery") == len(queued)  # waiting behind the long run
 
+    mark = worker.log_path.stat().st_size
     private.services.redis.stop()  # SIGKILL: the queued messages and the long run's unacked one are gone
-    time.sleep(1)
-    private.services.redis.start()
+    try:
+        # Down until the worker has noticed.
+        wait_for(lambda: BROKER_LOST in logged_since(worker, mark), 60, "the worker to lose the broker")
+    finally:
+        private.services.redis.start()
 
     wait_for(lambda: ended(long), 60, "the long run to end")
     assert long.status == Status.SUCCEEDED, long.error

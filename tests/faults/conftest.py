@@ -42,8 +42,9 @@ PASSWORD = "correct horse battery staple"
 HEARTBEAT_SECONDS = 1
 LOST_AFTER_SECONDS = 4
 RESEND_AFTER_SECONDS = 10
-# Long enough that a worker killed early in a rollout is reaped before ECS has finished it.
-SANDBOX_ROLLOUT_SECONDS = 8
+# How long the sandbox ECS takes to roll a deployment out. A test that needs a rollout still going
+# when something else has happened starts a sandbox of its own with a longer one.
+SANDBOX_ROLLOUT_SECONDS = 2
 
 
 def free_port() -> int:
@@ -159,13 +160,13 @@ class PrivateRedis:
             self.process.wait(timeout=10)
 
 
-def start_sandbox_aws() -> tuple[subprocess.Popen, str]:
+def start_sandbox_aws(rollout_seconds: float = SANDBOX_ROLLOUT_SECONDS) -> tuple[subprocess.Popen, str]:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "sandbox.server", "--port", str(port)],
         cwd=ROOT,
         env={
-            "SANDBOX_ROLLOUT_SECONDS": str(SANDBOX_ROLLOUT_SECONDS),
+            "SANDBOX_ROLLOUT_SECONDS": str(rollout_seconds),
             "SANDBOX_FAIL_SECONDS": "1",
             "PATH": "/usr/bin:/bin",
         },
@@ -272,10 +273,10 @@ class Private:
         self.processes.append(process)
         return process
 
-    def worker(self, name: str = "w1") -> subprocess.Popen:
+    def worker(self, name: str = "w1", **extra_env: str) -> subprocess.Popen:
         from opsconsole.celery import app
 
-        process = self.start(name, MANAGE + ["run_worker", "--concurrency", "1", "--name", f"{name}@%h"])
+        process = self.start(name, MANAGE + ["run_worker", "--concurrency", "1", "--name", f"{name}@%h"], **extra_env)
 
         def answers():
             assert process.poll() is None, process.log_path.read_text()[-3000:]

@@ -20,19 +20,41 @@ from opsconsole.runs.models import EnvironmentLock, Run, Status
 from opsconsole.runs.reaper import reap
 from sandbox.bootstrap import create_stack
 from tests.deployments.conftest import wire
+from tests.faults.conftest import start_sandbox_aws
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def aws_stack(private, monkeypatch):
-    endpoint = private.services.aws_endpoint
+# A rollout that outlasts, however loaded the machine, the worker's death and the reaper (the
+# heartbeats' RUN_LOST_AFTER_SECONDS and a poll or two): the reaper must find ECS in between.
+SLOW_ROLLOUT_SECONDS = 300
+
+
+def fresh_stack(private, endpoint: str, monkeypatch):
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
-    for key, value in private.services.aws_env().items():
+    for key, value in {**private.services.aws_env(), "AWS_ENDPOINT_URL": endpoint}.items():
         monkeypatch.setenv(key, value)  # the reaper, in this process, asks ECS too
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return create_stack(endpoint, environments=("staging",))
+
+
+@pytest.fixture
+def aws_stack(private, monkeypatch):
+    return fresh_stack(private, private.services.aws_endpoint, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def slow_rollout_endpoint(private_services):
+    server, endpoint = start_sandbox_aws(rollout_seconds=SLOW_ROLLOUT_SECONDS)
+    yield endpoint
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def slow_rollout_stack(private, slow_rollout_endpoint, monkeypatch):
+    return fresh_stack(private, slow_rollout_endpoint, monkeypatch)
 
 
 def step_state(run: Run, name: str) -> str:
@@ -47,7 +69,7 @@ def deploy_and_kill_the_worker_during(private, operator, aws_stack, step: str, *
     release, _ = Release.objects.get_or_create(
         repository=aws_stack.repository_uri, tag="v1.1.0", defaults={"digest": aws_stack.images["v1.1.0"]}
     )
-    worker = private.worker()
+    worker = private.worker(AWS_ENDPOINT_URL=aws_stack.endpoint)
     run = request_deploy(environment, release, operator)
     wait_for(lambda: step_state(run, step) == "running", 60, f"the deploy to reach {step!r}")
     private.kill(worker, signal.SIGKILL)  # the worker and its pool child, no goodbye
@@ -74,8 +96,9 @@ def reaper_said(run: Run) -> str:
 
 
 def test_a_worker_killed_during_the_rollout_leaves_the_run_saying_the_service_is_in_between(
-    private, operator, aws_stack
+    private, operator, slow_rollout_stack
 ):
+    aws_stack = slow_rollout_stack
     environment, run = deploy_and_kill_the_worker_during(private, operator, aws_stack, jobs.ROLLOUT)
 
     assert run.error.startswith("worker lost")

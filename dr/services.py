@@ -85,7 +85,7 @@ def request(plan: DRPlan, principal, operation: str, *, reason: str, typed_name:
             f"Only DR operators may request a {operation} of {environment} "
             "(a token needs the dr scope and an owner who is a DR operator or admin there)."
         )
-    if typed_name.strip() != environment.name:
+    if typed_name != environment.name:
         raise Refused(f"Type the environment's name, {environment.name}, exactly to confirm.", "name_mismatch")
     reason = reason.strip()
     if not reason:

@@ -51,9 +51,10 @@ def test_only_dr_operators_may_request_a_failover(plan, users):
     assert not Run.objects.exists()
 
 
-def test_it_refuses_a_mistyped_environment_name(plan, operators):
+@pytest.mark.parametrize("typed", ["Staging", "", "stag", "staging ", " staging", "staging\n", "ｓｔａｇｉｎｇ"])
+def test_it_refuses_a_mistyped_environment_name(plan, operators, typed):
     with pytest.raises(services.Refused) as refused:
-        ask(plan, operators["dora"], typed="Staging")
+        ask(plan, operators["dora"], typed=typed)
     assert refused.value.code == "name_mismatch"
     assert not Run.objects.exists() and not AuditEvent.objects.filter(action__startswith="dr.").exists()
 

@@ -28,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
+from opsconsole import redisclient
 from opsconsole.metrics_middleware import REQUEST_REGISTRY
 from opsconsole.runs.models import ACTIVE, EXECUTING, TERMINAL, Run
 
@@ -167,17 +168,12 @@ def queue_depth() -> int | None:
     if not settings.REDIS_URL:
         return None
     try:
-        import redis
+        client = redisclient.client(settings.REDIS_URL)
+        if backend == "celery":
+            return int(client.llen("celery"))
+        from rq import Queue
 
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
-        try:
-            if backend == "celery":
-                return int(client.llen("celery"))
-            from rq import Queue
-
-            return Queue("default", connection=client).count
-        finally:
-            client.close()
+        return Queue("default", connection=client).count
     except Exception:  # a scrape must answer even when the broker is down; queue_up says so
         return None
 

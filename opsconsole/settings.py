@@ -87,6 +87,8 @@ MIDDLEWARE = [
     "opsconsole.middleware.UserTimezoneMiddleware",
     "opsconsole.audit.refusals.RefusalAuditMiddleware",  # innermost: it sees the view's own answer
 ]
+# Django's storage, noting the errors a request added: how a page says no (audit.refusals).
+MESSAGE_STORAGE = "opsconsole.audit.refusals.ErrorNotingStorage"
 
 ROOT_URLCONF = "opsconsole.urls"
 WSGI_APPLICATION = "opsconsole.wsgi.application"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -63,12 +64,31 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+class LocalCounter:
+    """audit.refusals' Redis counter in one process: each test counts its own refused requests."""
+
+    def __init__(self):
+        self.windows: dict[int, dict[str, int]] = {}
+
+    def add(self, window: int, key: list[str]) -> int:
+        counts = self.windows.setdefault(window, {})
+        field = json.dumps(key)
+        counts[field] = counts.get(field, 0) + 1
+        return counts[field]
+
+    def take_finished(self, before: int):
+        finished = {window: self.windows.pop(window) for window in list(self.windows) if window < before}
+        for window, counts in finished.items():
+            for field, count in counts.items():
+                yield window, json.loads(field), count
+
+
 @pytest.fixture(autouse=True)
 def fresh_refusal_counts(monkeypatch):
     """Each test counts its own refused requests (audit.refusals coalesces them per minute)."""
     from opsconsole.audit import refusals
 
-    monkeypatch.setattr(refusals, "_counter", refusals.FailOpenCounter(refusals.LocalCounter()))
+    monkeypatch.setattr(refusals, "_counter", LocalCounter())
 
 
 @pytest.fixture(autouse=True)

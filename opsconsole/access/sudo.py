@@ -25,7 +25,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from opsconsole.access.throttle import sudo_locked_out, sudo_succeeded
-from opsconsole.audit.log import SECRET_KEY_PATTERN, client_ip, record
+from opsconsole.audit.log import SECRET_KEY_PATTERN, record
+from opsconsole.clientip import client_ip
 
 SESSION_KEY = "sudo_until"
 PENDING_KEY = "sudo_pending"

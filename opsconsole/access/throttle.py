@@ -32,10 +32,9 @@ import redis
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
-from redis.backoff import NoBackoff
 from redis.commands.core import Script
-from redis.retry import Retry
 
+from opsconsole import redisclient
 from opsconsole.audit.log import record
 from opsconsole.audit.models import AuditEvent, Outcome
 
@@ -206,7 +205,5 @@ def _run(script: str, keys: list[str], args: list) -> int:
 
 @functools.cache
 def _scripts(url: str) -> dict[str, Script]:
-    # Short timeouts and no retries: a sign-in falls back to the audit log rather than wait on a
-    # Redis that does not answer, and a retried script could count one attempt twice.
-    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    client = redisclient.client(url)  # no retries: a retried script could count one attempt twice
     return {name: client.register_script(source) for name, source in SCRIPTS.items()}

@@ -1,29 +1,33 @@
 """Every refused state-changing request is an audit event, and a flood of them is not a flood of events.
 
 `RefusalAuditMiddleware` looks at each POST, PUT, PATCH and DELETE once it has its answer: a 401,
-403, 409 or 429, a 400 whose JSON names a refusal code, or a page that redirected with an error
-message is a refusal. Unless the view already audited it (a DR refusal, a failed sign-in: `record()`
-notes that on the request), it becomes `request.refused` with outcome `denied`: who, which route,
-the code and the message the caller saw.
+403, 409 or 429, a 400 whose JSON names a refusal code, or a page that said no with an error
+message (`ErrorNotingStorage`, the message storage, notes them) is a refusal. Unless the view
+already audited it (a DR refusal, a failed sign-in: `record()` notes that on the request), it
+becomes `request.refused` with outcome `denied`: who, which route, the code and the message the
+caller saw.
 
 Coalescing: the first refusal of a principal, route and code in a minute is written at once; the
-rest of that minute are counted (in Redis, or in the process when there is none), and one
-`request.refused.coalesced` event with the count follows when the minute is over (written by the
-next refusal anywhere, or by the periodic sweep, whichever comes first).
+rest of that minute are counted in Redis, and one `request.refused.coalesced` event with the count
+follows when the minute is over (written by the next refusal anywhere, or by the periodic sweep,
+whichever comes first). Without Redis, or while it does not answer, every refusal is written.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.messages.storage.fallback import FallbackStorage
 from django.shortcuts import resolve_url
 
+from opsconsole import redisclient
 from opsconsole.audit.log import record
 from opsconsole.audit.models import Outcome
+from opsconsole.clientip import client_ip
+from opsconsole.requestctx import reset_current_request, set_current_request
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFUSAL_STATUSES = {401: "unauthenticated", 403: "forbidden", 409: "conflict", 429: "throttled"}
@@ -67,12 +71,20 @@ def refusal_of(request, response) -> tuple[str, str] | None:
         signed_in = user is not None and user.is_authenticated
         if not signed_in and location.startswith(resolve_url(settings.LOGIN_URL)) and "next=" in location:
             return "unauthenticated", "Sign in first."  # login_required's answer; a sign-out's redirect is not one
-        errors = [
-            m for m in getattr(getattr(request, "_messages", None), "_queued_messages", []) if m.level >= messages.ERROR
-        ]
-        if errors:
-            return "refused", str(errors[-1].message)
+    errors = getattr(request, "error_messages", [])
+    if errors:  # a page that said no with an error message, redirecting or showing the form again
+        return "refused", errors[-1]
     return None
+
+
+class ErrorNotingStorage(FallbackStorage):
+    """Django's message storage that also notes, on the request, the errors this request added:
+    how a page says no (a lock, a freeze, your own request, a mistyped confirmation)."""
+
+    def add(self, level, message, extra_tags=""):
+        if level >= messages.ERROR:
+            self.request.error_messages = [*getattr(self.request, "error_messages", []), str(message)]
+        return super().add(level, message, extra_tags)
 
 
 def _json_body(response) -> dict:
@@ -85,24 +97,33 @@ def _json_body(response) -> dict:
     return body if isinstance(body, dict) else {}
 
 
-def principal_of(request) -> str:
+def coalescing_key(request) -> str:
+    """Whose refusals are counted together: a user, a token (by id: names repeat), or, for the
+    anonymous, one client address (so each address that is refused is named at least once)."""
     token = getattr(request, "api_token", None)
     if token is not None:
-        return f"token:{token.name}"
+        return f"token:{token.pk}"
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return f"anonymous@{client_ip(request) or '?'}"
+
+
+def _principal_name(request) -> str:
+    """The name a coalesced event gives its principal."""
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return user.username
-    return "anonymous"
+    return getattr(request, "api_token_name", "") or f"anonymous from {client_ip(request) or 'an unknown address'}"
 
 
 def refused(request, code: str, message: str) -> None:
     """Audit one refusal, or count it when its principal, route and code were audited this minute."""
     match = getattr(request, "resolver_match", None)
     route = match.route if match is not None and match.route else request.path_info[:200]
-    principal = principal_of(request)
     window = int(time.time()) // WINDOW_SECONDS
     flush_finished(before=window)
-    if counter().add(window, [principal, route, code]) > 1:
+    if counter().add(window, [coalescing_key(request), _principal_name(request), route, code]) > 1:
         return
     record(
         "request.refused",
@@ -118,15 +139,19 @@ def flush_finished(before: int | None = None) -> int:
     more than once in a minute that is over; returns how many it wrote. Also the periodic sweep."""
     before = int(time.time()) // WINDOW_SECONDS if before is None else before
     written = 0
-    for window, (principal, route, code), count in counter().take_finished(before):
+    for window, (_, principal, route, code), count in counter().take_finished(before):
         if count > 1:
-            record(
-                "request.refused.coalesced",
-                actor_name=principal,
-                target=route,
-                details={"code": code, "count": count - 1, "minute": window * WINDOW_SECONDS},
-                outcome=Outcome.DENIED,
-            )
+            token = set_current_request(None)  # not the request that happens to be flushing
+            try:
+                record(
+                    "request.refused.coalesced",
+                    actor_name=principal,
+                    target=route,
+                    details={"code": code, "count": count - 1, "minute": window * WINDOW_SECONDS},
+                    outcome=Outcome.DENIED,
+                )
+            finally:
+                reset_current_request(token)
             written += 1
     return written
 
@@ -135,9 +160,7 @@ class RedisCounter:
     """One hash per minute: field = [principal, route, code] as JSON, value = refusals."""
 
     def __init__(self, url: str):
-        import redis
-
-        self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self.client = redisclient.client(url)
 
     def add(self, window: int, key: list[str]) -> int:
         name = f"{KEY_PREFIX}{window}"
@@ -161,26 +184,15 @@ class RedisCounter:
                 yield window, json.loads(key), int(count)
 
 
-class LocalCounter:
-    """The same in one process, for a console without Redis (the sandbox)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.windows: dict[int, dict[str, int]] = {}
+class EveryRefusal:
+    """Without Redis (the sandbox) nothing is shared between processes to count in: every refusal
+    is written."""
 
     def add(self, window: int, key: list[str]) -> int:
-        with self.lock:
-            counts = self.windows.setdefault(window, {})
-            field = json.dumps(key)
-            counts[field] = counts.get(field, 0) + 1
-            return counts[field]
+        return 1
 
     def take_finished(self, before: int):
-        with self.lock:
-            finished = {window: self.windows.pop(window) for window in list(self.windows) if window < before}
-        for window, counts in finished.items():
-            for field, count in counts.items():
-                yield window, json.loads(field), count
+        return iter(())
 
 
 class FailOpenCounter:
@@ -208,5 +220,5 @@ _counter = None
 def counter():
     global _counter
     if _counter is None:
-        _counter = FailOpenCounter(RedisCounter(settings.REDIS_URL) if settings.REDIS_URL else LocalCounter())
+        _counter = FailOpenCounter(RedisCounter(settings.REDIS_URL)) if settings.REDIS_URL else EveryRefusal()
     return _counter

@@ -17,7 +17,8 @@ from opsconsole.access.models import Action, ApiToken
 from opsconsole.access.permissions import allowed, principal_of, require, visible_environment_ids
 from opsconsole.access.sudo import confirm_password, render_sudo_page, safe_next, sudo_required
 from opsconsole.access.throttle import login_succeeded
-from opsconsole.audit.log import client_ip, record
+from opsconsole.audit.log import record
+from opsconsole.clientip import client_ip
 from opsconsole.environments.models import Environment
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue
 from opsconsole.runs.models import ACTIVE, TERMINAL, Run, Status

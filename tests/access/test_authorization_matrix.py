@@ -37,7 +37,7 @@ from opsconsole.access.models import Action, ApiToken
 from opsconsole.audit import refusals
 from opsconsole.audit.models import AuditEvent, Outcome
 from opsconsole.runs.models import Run, Status
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, LocalCounter
 
 pytestmark = pytest.mark.django_db
 
@@ -537,7 +537,7 @@ def test_only_the_allowed_principals_get_through(world, route, method, monkeypat
     for principal in PRINCIPALS:
         client, headers = clients[principal]
         # Refusals are coalesced per principal, route and code; a token on a page is anonymous there.
-        monkeypatch.setattr(refusals, "_counter", refusals.LocalCounter())
+        monkeypatch.setattr(refusals, "_counter", LocalCounter())
         with transaction.atomic():
             last_event = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
             response = send(client, method, path, headers, world)

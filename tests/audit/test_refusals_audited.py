@@ -3,6 +3,7 @@ of the same refusal is one event and a count, so it cannot flood the chain."""
 
 import json
 import time
+from unittest import mock
 
 import pytest
 from django.test import Client
@@ -112,3 +113,58 @@ def test_without_redis_every_refusal_is_audited(users, production, monkeypatch):
         client.post("/api/v1/environments/production/deploy", "{}", content_type="application/json")
 
     assert len(denied()) == 3
+
+
+def test_without_a_redis_url_every_refusal_is_audited(users, production, monkeypatch, settings):
+    settings.REDIS_URL = ""
+    monkeypatch.setattr(refusals, "_counter", None)
+    client = client_for(users["deployer"])
+    for _ in range(3):
+        client.post("/api/v1/environments/production/deploy", "{}", content_type="application/json")
+
+    assert len(denied()) == 3
+
+
+def test_a_coalesced_count_belongs_to_its_principal_not_to_the_request_that_writes_it(users, production):
+    dana, vera = client_for(users["deployer"]), client_for(users["viewer"])
+    for _ in range(3):
+        dana.post("/api/v1/environments/production/rollback", "{}", content_type="application/json")
+    minute = int(time.time()) // refusals.WINDOW_SECONDS
+    with mock.patch("time.time", return_value=(minute + 1) * refusals.WINDOW_SECONDS + 1):
+        vera.post(
+            "/api/v1/environments/production/rollback",
+            "{}",
+            content_type="application/json",
+            REMOTE_ADDR="10.0.0.2",
+        )
+
+    summary = AuditEvent.objects.get(action="request.refused.coalesced")
+    assert summary.actor_name == "dana" and summary.details["count"] == 2
+    assert summary.actor_id is None and summary.ip is None and summary.request_id == ""
+
+
+def test_anonymous_refusals_from_each_address_are_each_named(db, production):
+    for address in ("10.0.0.1", "10.0.0.1", "10.0.0.2"):
+        Client().post(
+            "/api/v1/environments/production/deploy", "{}", content_type="application/json", REMOTE_ADDR=address
+        )
+
+    assert sorted(event.ip for event in denied()) == ["10.0.0.1", "10.0.0.2"]
+
+
+def test_a_page_that_refuses_by_showing_the_form_again_is_audited(users, staging):
+    """The Restore form comes back (200) with an error when the target is mistyped."""
+    from backups.models import Backup, BackupStatus, Kind
+
+    backup = Backup.objects.create(
+        environment=staging, kind=Kind.PG_DUMP, status=BackupStatus.AVAILABLE, identifier="s3://b/k"
+    )
+    client = client_for(users["backup_operator"])
+    session = client.session
+    session["sudo_until"] = 10**12  # re-authenticated
+    session.save()
+    response = client.post(f"/backups/{backup.pk}/restore/", {"target": "scratch", "confirm": "scrach"})
+
+    assert response.status_code == 200
+    [event] = denied()
+    assert event.details["code"] == "refused" and event.actor_name == "bob"

@@ -7,7 +7,7 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from opsconsole.access.models import Action
 from opsconsole.access.throttle import login_locked_out
-from opsconsole.audit.log import client_ip
+from opsconsole.clientip import client_ip
 
 
 class ThrottledAuthenticationForm(AuthenticationForm):
@@ -15,6 +15,8 @@ class ThrottledAuthenticationForm(AuthenticationForm):
         # The cleaned username (stripped, NFKC-normalised) is the one authenticate() sees and the
         # failed-login events record; the raw one would let "dana " dodge dana's lockout.
         username = (self.cleaned_data.get("username") or "")[:150]
+        if not username or not self.cleaned_data.get("password"):
+            return super().clean()  # nothing is checked, so no attempt is taken (the form says what is missing)
         if login_locked_out(username, client_ip(self.request)):
             raise forms.ValidationError("Too many failed sign-ins. Wait a few minutes and try again.", code="throttled")
         return super().clean()

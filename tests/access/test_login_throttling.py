@@ -52,6 +52,15 @@ def test_the_right_password_is_refused_after_too_many_failures(users):
     assert not AuditEvent.objects.filter(action="auth.login").exists()
 
 
+def test_posts_without_a_password_take_no_attempt(users):
+    """Nothing is checked, so nothing is counted: blank posts cannot lock a user out unseen."""
+    for _ in range(6):
+        response, _ = sign_in("dana", "")
+        assert response.status_code == 200 and LOCKED not in response.content.decode()
+    _, client = sign_in("dana", PASSWORD)
+    assert signed_in(client)
+
+
 def test_fewer_failures_than_the_limit_do_not_lock_out(users):
     fail("dana", 2)
     response, client = sign_in("dana", PASSWORD)

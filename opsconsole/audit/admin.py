@@ -51,14 +51,17 @@ class AuditedAdminMixin:
         queryset.update(), past save_model: the action and the rows it was given are an event.
         Deleting is audited row by row (delete_queryset)."""
         name = request.POST.get("action", "")
+        across = request.POST.get("select_across") == "1"  # "select all N": the whole filtered list
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if across:
+            selected = [str(pk) for pk in queryset.values_list("pk", flat=True)]
         response = super().response_action(request, queryset)
         if name and name != "delete_selected" and selected and name in self.get_actions(request):
             label = AUDIT_LABELS.get(self.model._meta.label_lower, self.model._meta.label_lower)
             record(
                 f"admin.{label}.action",
                 target=f"{label}:{','.join(selected)[:150]}",
-                details={"action": name, "objects": selected[:100], "count": len(selected)},
+                details={"action": name, "objects": selected[:100], "count": len(selected), "select_across": across},
                 request=request,
             )
         return response

@@ -117,3 +117,19 @@ def test_a_password_set_in_the_user_admin_is_audited_without_the_password(users)
     event = AuditEvent.objects.get(action="admin.auth.user.password_changed")
     assert event.target == f"user:{target.pk}" and event.actor_name == "root"
     assert "passphrase" not in json.dumps(event.details)
+
+
+def test_an_action_on_every_row_of_the_list_counts_them_all(users):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.MINUTES)
+    tasks = [PeriodicTask.objects.create(name=f"t{n}", task="backups.tasks.run_policy", interval=every) for n in (1, 2)]
+    response = client_for(users["superuser"]).post(
+        "/admin/django_celery_beat/periodictask/",
+        {"action": "disable_tasks", "select_across": "1", "_selected_action": [str(tasks[0].pk)]},
+    )
+
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action="admin.django_celery_beat.periodictask.action")
+    assert event.details["select_across"] is True
+    assert event.details["count"] == PeriodicTask.objects.count() >= 2

@@ -309,6 +309,10 @@ def resume(operation: DROperation, principal) -> Run:
         raise Refused(str(exc), "queue_unavailable") from None
     with transaction.atomic():
         plan = _lock(plan)
+        operation.refresh_from_db()  # another resume of this attempt may have got the plan first
+        refusal = operation.resume_refusal()
+        if refusal is not None:
+            raise Refused(*refusal)
         _refuse_if_cooling_down(plan, operation.operation, operation)
         _refuse_if_busy(plan)
         run = _launch(plan, principal, operation.operation, operation.reason, resumes=operation)

@@ -29,6 +29,7 @@ class Status(models.TextChoices):
 
 ACTIVE = frozenset({Status.AWAITING_APPROVAL, Status.QUEUED, Status.RUNNING, Status.ROLLING_BACK})
 IDENTITY_LENGTH = 200
+IDENTITY_INDEX = "one_active_run_per_identity"
 EXECUTING = frozenset({Status.RUNNING, Status.ROLLING_BACK})
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.ERRORED, Status.CANCELED, Status.ROLLED_BACK})
 
@@ -87,7 +88,7 @@ class Run(models.Model):
             models.UniqueConstraint(
                 fields=["environment", "kind", "identity"],
                 condition=models.Q(status__in=sorted(ACTIVE)) & ~models.Q(identity=""),
-                name="one_active_run_per_identity",
+                name=IDENTITY_INDEX,
             )
         ]
 

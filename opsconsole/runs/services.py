@@ -17,7 +17,7 @@ from opsconsole.access.permissions import allowed
 from opsconsole.audit.log import record
 from opsconsole.runs.context import append_event
 from opsconsole.runs.dispatch import QueueUnavailable, check_queue, dispatch_safely
-from opsconsole.runs.models import ACTIVE, IDENTITY_LENGTH, IllegalTransition, Level, Run, Status
+from opsconsole.runs.models import ACTIVE, IDENTITY_INDEX, IDENTITY_LENGTH, IllegalTransition, Level, Run, Status
 from opsconsole.runs.registry import IDENTITIES, EnvironmentUse, RunKind, UnknownRunKind, get_kind
 
 
@@ -166,10 +166,10 @@ def launch(
                     requested_by=person_of(principal),
                     requested_by_name=principal_name(principal),
                 )
-        except IntegrityError:
+        except IntegrityError as exc:
             # An identical request got past the check above at the same moment; the unique
             # index made this insert wait for it and then refused.
-            if not identity:
+            if not identity or getattr(getattr(exc.__cause__, "diag", None), "constraint_name", "") != IDENTITY_INDEX:
                 raise
             existing = active_duplicate(kind, environment, identity)
             if existing is None:  # and it ended in between

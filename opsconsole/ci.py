@@ -6,7 +6,7 @@
 The console URL and API token come from OPSCONSOLE_URL and OPSCONSOLE_TOKEN (never from argv,
 which other processes on the runner can read). `deploy --wait` prints the run's events as they
 arrive and exits 0 only when the run succeeds. A deploy carries an Idempotency-Key
-(OPSCONSOLE_IDEMPOTENCY_KEY, e.g. the CI job's id, else a random one) and is sent again with it
+(from OPSCONSOLE_IDEMPOTENCY_KEY and the request, else a random one) and is sent again with it
 when the console could not be reached; when the same deploy is already active, it follows that run.
 No Django imports: CI installs the package, or copies this one file, and runs it without settings.
 """
@@ -14,6 +14,7 @@ No Django imports: CI installs the package, or copies this one file, and runs it
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -124,10 +125,8 @@ def deploy(
     body: dict = {"release_id": args.release_id} if args.release_id is not None else {"digest": args.digest}
     if args.override_reason:
         body["override_reason"] = args.override_reason
-    # One key for every attempt of this request: a retry after a lost answer gets the first answer
-    # back instead of a second deploy (the console keeps keys a day).
-    key = os.environ.get("OPSCONSOLE_IDEMPOTENCY_KEY") or uuid.uuid4().hex
     path = f"environments/{args.environment}/deploy"
+    key = idempotency_key(path, body)
     for attempt in range(1, SEND_ATTEMPTS + 1):
         try:
             run = console.request("POST", path, body, headers={"Idempotency-Key": key})
@@ -139,7 +138,8 @@ def deploy(
                 return (
                     wait_for_run(console, int(exc.answer["run"]), args.timeout, out, sleep, clock) if args.wait else 0
                 )
-            if exc.reached or attempt == SEND_ATTEMPTS:
+            in_progress = exc.answer.get("code") == "idempotency_in_progress"  # the first try is still running
+            if (exc.reached and not in_progress) or attempt == SEND_ATTEMPTS:
                 raise
             out(f"{exc}; trying again with the same Idempotency-Key")
             sleep(POLL_SECONDS * attempt)
@@ -147,6 +147,18 @@ def deploy(
     if not args.wait:
         return 0
     return wait_for_run(console, run["id"], args.timeout, out, sleep, clock)
+
+
+def idempotency_key(path: str, body: dict) -> str:
+    """One key for every attempt of this request, so a retry after a lost answer gets the first
+    answer back instead of a second deploy (the console keeps keys a day). From
+    OPSCONSOLE_IDEMPOTENCY_KEY (the CI job and its attempt, e.g. "$GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT")
+    with the request itself, so one job may deploy to two environments and a re-run attempt
+    deploys again; without it, a new key each time the command runs."""
+    base = os.environ.get("OPSCONSOLE_IDEMPOTENCY_KEY", "")
+    if not base:
+        return uuid.uuid4().hex
+    return hashlib.sha256(json.dumps([base, path, body], sort_keys=True).encode()).hexdigest()
 
 
 def wait_for_run(

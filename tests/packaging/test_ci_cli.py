@@ -213,3 +213,38 @@ def test_a_refused_deploy_is_not_sent_again():
     with pytest.raises(cli.CliError, match="locked"):
         cli.deploy(RefusingConsole(), args, [].append, sleep=lambda seconds: None)
     assert len(sent) == 1
+
+
+def test_the_key_is_the_jobs_and_the_requests(monkeypatch):
+    from opsconsole import ci as cli
+
+    monkeypatch.setenv("OPSCONSOLE_IDEMPOTENCY_KEY", "1234-1")
+    staging = cli.idempotency_key("environments/staging/deploy", {"release_id": 1})
+    assert staging == cli.idempotency_key("environments/staging/deploy", {"release_id": 1})
+    assert staging != cli.idempotency_key("environments/production/deploy", {"release_id": 1})
+    monkeypatch.setenv("OPSCONSOLE_IDEMPOTENCY_KEY", "1234-2")  # the job run again
+    assert staging != cli.idempotency_key("environments/staging/deploy", {"release_id": 1})
+
+
+def test_a_retry_that_finds_the_first_try_still_running_tries_again():
+    import argparse
+
+    from opsconsole import ci as cli
+
+    answers = [
+        cli.CliError("timed out", reached=False),
+        cli.CliError("409 in progress", answer={"code": "idempotency_in_progress"}),
+        {"id": 9, "kind": "deployments.deploy", "status": "queued"},
+    ]
+
+    class SlowConsole:
+        def request(self, method, path, body=None, headers=None):
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    args = argparse.Namespace(release_id=1, digest=None, override_reason="", environment="staging", wait=False)
+    printed = []
+    assert cli.deploy(SlowConsole(), args, printed.append, sleep=lambda seconds: None) == 0
+    assert printed[-1] == "run 9: deployments.deploy on staging is queued"

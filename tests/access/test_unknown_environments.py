@@ -19,7 +19,7 @@ from opsconsole.audit import refusals
 from opsconsole.audit.models import AuditEvent
 from opsconsole.runs.models import Run, Status
 from tests.access.test_authorization_matrix import ROUTES
-from tests.conftest import client_for
+from tests.conftest import LocalCounter, client_for
 from tests.dr.conftest import offline_plan
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +58,7 @@ def requests_for(name: str, run_id: int):
 def answer(client: Client, headers: dict, method: str, path: str, body: dict, monkeypatch):
     """The status, the JSON and the audit events of one request (refusal counts start afresh, so
     a second refusal of the same route is written rather than coalesced into the first)."""
-    monkeypatch.setattr(refusals, "_counter", refusals.FailOpenCounter(refusals.LocalCounter()))
+    monkeypatch.setattr(refusals, "_counter", LocalCounter())
     last = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
     if method == "GET":
         response = client.get(path, **headers)

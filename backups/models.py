@@ -32,9 +32,11 @@ RUN_KINDS = {
 }
 
 
-# Where the worker connects and which of its secrets it sends there: only an administrator (a
-# superuser) sets them; the Backups page shows them read-only to everyone else (docs/backups.md).
-ADMIN_FIELDS = ("database_host", "database_port", "password_source")
+# Where the worker connects, as whom, and which of its secrets it sends there: only an
+# administrator (a superuser) sets them; the Backups page shows them read-only to everyone else
+# (docs/backups.md). Database name and user belong here too: with them an operator could send the
+# administrator's password as another user, or read another database on that server.
+ADMIN_FIELDS = ("database_host", "database_port", "database_name", "database_user", "password_source")
 
 
 def validate_cron(value: str) -> None:
@@ -66,8 +68,8 @@ class BackupPolicy(models.Model):
     # RDS snapshot: the instance. Redis snapshot: the replication group (or cache cluster).
     source_identifier = models.CharField(max_length=63, blank=True, validators=[IDENTIFIER])
 
-    # pg_dump: where the database is and where the password comes from (never the password). Host,
-    # port and password source are ADMIN_FIELDS: they aim the worker's credentials.
+    # pg_dump: where the database is and where the password comes from (never the password). All
+    # five are ADMIN_FIELDS: they aim the worker's credentials.
     database_host = models.CharField(max_length=255, blank=True)
     database_port = models.PositiveIntegerField(default=5432)
     database_name = models.CharField(max_length=63, blank=True)

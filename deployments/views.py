@@ -60,8 +60,7 @@ def _history(environment: Environment, params) -> tuple:
 @login_required
 @require_GET
 def environment_detail(request, name: str):
-    environment = get_object_or_404(Environment.objects.select_related("lock", "live_release"), name=name)
-    require(request, Action.VIEW, environment)
+    environment = environments.environment_for_page(request, name, Action.VIEW)
     page, filters = _history(environment, request.GET)
     pending = environment.runs.filter(status=Status.AWAITING_APPROVAL, kind__in=services.DEPLOY_KINDS).select_related(
         "deployment__release"
@@ -86,8 +85,7 @@ def environment_detail(request, name: str):
 
 def _request_deployment(request, name: str, action, problem: str, confirmed: bool):
     """Deploy and rollback share a form: a release, maybe a freeze override; on to the run page."""
-    environment = get_object_or_404(Environment, name=name)
-    require(request, Action.VIEW, environment)
+    environment = environments.environment_for_page(request, name, Action.VIEW)
     release = Release.objects.filter(pk=parse_int(request.POST.get("release"))).first()
     if release is None or not confirmed:
         messages.error(request, problem)
@@ -122,8 +120,7 @@ def rollback(request, name: str):
 @login_required
 @require_POST
 def lock(request, name: str):
-    environment = get_object_or_404(Environment, name=name)
-    require(request, Action.VIEW, environment)
+    environment = environments.environment_for_page(request, name, Action.VIEW)
     try:
         if request.POST.get("action") == "unlock":
             environments.unlock(environment, request.user)
@@ -139,8 +136,7 @@ def lock(request, name: str):
 @login_required
 @require_POST
 def decide(request, name: str, run_id: int):
-    environment = get_object_or_404(Environment, name=name)
-    require(request, Action.VIEW, environment)
+    environment = environments.environment_for_page(request, name, Action.VIEW)
     run = get_object_or_404(environment.runs, pk=run_id)
     try:
         services.decide(run, request.user, request.POST.get("decision", ""), request.POST.get("comment", ""))

@@ -14,7 +14,7 @@ from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, require
 from opsconsole.access.sudo import sudo_required
 from opsconsole.audit.log import record
-from opsconsole.environments.services import visible_environments
+from opsconsole.environments.services import environment_for_page, visible_environments
 from opsconsole.runs.approvals import approval_deadline
 from opsconsole.runs.idempotency import AlreadyRequested, form_token, submit_once
 from opsconsole.runs.models import Run, Status
@@ -94,9 +94,10 @@ def dr_page(request):
 
 
 def _plan(request, name: str) -> DRPlan:
-    plan = get_object_or_404(DRPlan.objects.select_related("environment"), environment__name=name)
-    require(request, Action.VIEW, plan.environment)
-    return plan
+    # The environment first: whether a plan exists must not tell an environment out of reach apart
+    # from a name no environment has.
+    environment = environment_for_page(request, name, Action.VIEW)
+    return get_object_or_404(DRPlan.objects.select_related("environment"), environment=environment)
 
 
 @login_required

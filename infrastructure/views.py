@@ -12,9 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 from infrastructure import conf, policy, services
 from infrastructure.models import Plan, Workspace
 from opsconsole.access.models import Action
-from opsconsole.access.permissions import allowed, require
-from opsconsole.environments.models import Environment
-from opsconsole.environments.services import visible_environments
+from opsconsole.access.permissions import allowed
+from opsconsole.environments.services import environment_for_page, visible_environments
 from opsconsole.runs.models import Decision, Run, Status
 from opsconsole.runs.services import Refused
 
@@ -53,8 +52,7 @@ def _grouped(plan: Plan | None) -> list[tuple[str, str, list[dict]]]:
 @login_required
 @require_GET
 def environment(request, name: str):
-    env = get_object_or_404(Environment, name=name)
-    require(request, Action.VIEW, env)
+    env = environment_for_page(request, name, Action.VIEW)
     workspace = Workspace.objects.filter(environment=env).first()
     plan = workspace.last_plan() if workspace else None
     runs = Run.objects.filter(environment=env, kind__in=KINDS).order_by("-id")[:20]
@@ -90,8 +88,7 @@ def _back(request, exc: Refused, name: str):
 @login_required
 @require_POST
 def plan(request, name: str):
-    env = get_object_or_404(Environment, name=name)
-    require(request, Action.VIEW, env)
+    env = environment_for_page(request, name, Action.VIEW)
     try:
         run = services.request_plan(env, request.user)
     except Refused as exc:
@@ -102,8 +99,7 @@ def plan(request, name: str):
 @login_required
 @require_POST
 def apply(request, name: str, run_id: int):
-    env = get_object_or_404(Environment, name=name)
-    require(request, Action.VIEW, env)
+    env = environment_for_page(request, name, Action.VIEW)
     saved = (
         Plan.objects.select_related("run", "workspace__environment")
         .filter(run_id=run_id, workspace__environment=env)
@@ -122,8 +118,7 @@ def apply(request, name: str, run_id: int):
 @login_required
 @require_POST
 def decide(request, name: str, run_id: int):
-    env = get_object_or_404(Environment, name=name)
-    require(request, Action.VIEW, env)
+    env = environment_for_page(request, name, Action.VIEW)
     run = get_object_or_404(Run.objects.select_related("environment"), pk=run_id, environment=env)
     try:
         services.decide(run, request.user, request.POST.get("decision", ""), request.POST.get("comment", ""))

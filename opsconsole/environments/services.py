@@ -1,14 +1,17 @@
-"""What every app asks of an environment: which ones a user sees, whether an app forbids changing
-one now (change blockers), and the manual lock a person holds to stop changes."""
+"""What every app asks of an environment: which ones a user sees, the environment a request names
+(without telling whether an invisible one exists), whether an app forbids changing one now (change
+blockers), and the manual lock a person holds to stop changes."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.http import Http404
 
 from opsconsole.access.models import Action
-from opsconsole.access.permissions import allowed, visible_environment_ids
+from opsconsole.access.permissions import allowed, principal_of, visible_environment_ids
 from opsconsole.audit.log import record
 from opsconsole.environments.models import Environment
 from opsconsole.runs.models import EnvironmentLock, LockHeld
@@ -38,6 +41,40 @@ def visible_environments(user):
     envs = Environment.objects.all()
     env_ids = visible_environment_ids(user)
     return envs if env_ids is None else envs.filter(pk__in=env_ids)
+
+
+NAME_LENGTH = Environment._meta.get_field("name").max_length
+
+
+class UnknownEnvironment(Http404):
+    """No environment has that name, told to a principal that sees every environment (it could list
+    them anyway). A page answers 404; the API turns it into its own 404 `not_found`."""
+
+
+def environment_named(principal, name: str, action: str) -> Environment:
+    """The environment called `name`, in which `principal` may `action`; else a refusal.
+
+    A principal that does not see every environment (a user or token scoped to some) gets the same
+    answer for a name no environment has as for an environment it may not see: PermissionDenied
+    with a message that names neither, so it cannot probe which names exist. A principal that sees
+    every environment could list them, so it is told plainly: UnknownEnvironment. One it sees but
+    may not `action` in is named, as require() names it.
+    Call it before anything else a page or route checks about the environment (its DR plan, a run
+    in it), so no other answer tells the two apart either."""
+    environment = Environment.objects.filter(name=name).first() if len(name) <= NAME_LENGTH else None
+    if environment is not None and allowed(principal, action, environment):
+        return environment
+    visible = visible_environment_ids(principal)
+    if environment is None and visible is None:
+        raise UnknownEnvironment(f"There is no environment called {name[:NAME_LENGTH]!r}.")
+    if environment is not None and (visible is None or environment.pk in visible):
+        raise PermissionDenied(f"You do not have permission to {action} in {environment}.")
+    raise PermissionDenied(f"You do not have permission to {action} in an environment of that name, or there is none.")
+
+
+def environment_for_page(request, name: str, action: str) -> Environment:
+    """environment_named() for a page's request: a refusal is the 403 page, an unknown name a 404."""
+    return environment_named(principal_of(request), name, action)
 
 
 # The audit codes of a manual lock keep the names they had when locks lived in the deployments

@@ -28,7 +28,7 @@ from dr.models import RUN_KINDS, DROperation, DRPlan, Operation
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, principal_of, visible_environment_ids
 from opsconsole.access.sudo import in_sudo_mode
-from opsconsole.api import BadRequest, TooLarge, environment_for, error, json_body, query_before
+from opsconsole.api import BadRequest, TooLarge, environment_for, error, json_body, query_before, query_choice
 from opsconsole.api import api_endpoint as endpoint
 from opsconsole.runs.api import enforce_csrf_for_session, refusal_answer, run_json
 from opsconsole.runs.idempotency import idempotent
@@ -153,10 +153,8 @@ def plan_detail(request, name: str):
 def operations(request, name: str):
     plan = _plan(request, name)
     found = plan.operations.select_related("run", "plan", "resumes")
-    kind = request.GET.get("operation")
-    if kind:
-        if kind not in Operation.values:
-            raise BadRequest(f"operation must be one of {', '.join(Operation.values)}.", "invalid")
+    kind = query_choice(request, "operation", Operation.values)
+    if kind is not None:
         found = found.filter(operation=kind)
     page = keyset_page(found, "id", query_before(request))
     return JsonResponse({"operations": [operation_json(op) for op in page.items], "next_before": page.next_before})

@@ -83,15 +83,40 @@ def not_found(request, exception=None):
 MAX_ID = 2**63 - 1
 
 
+def query_value(request, name: str) -> str | None:
+    """A query parameter of an API list: its one value, or None when it is absent. Given twice
+    (`?after=1&after=2`) is a 400: the API does not guess which one was meant. An empty value
+    (`?status=`) is a value, checked like any other."""
+    values = request.GET.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"{name} is given {len(values)} times; give it once.", "invalid")
+    return values[0] if values else None
+
+
+def query_int(request, name: str, minimum: int, meaning: str) -> int | None:
+    """A whole-number query parameter of at least `minimum` (and at most what a bigint holds), or
+    None when absent; anything else is a 400 that says what it is (`meaning`)."""
+    raw = query_value(request, name)
+    if raw is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,19}", raw) or not minimum <= int(raw) <= MAX_ID:
+        kind = "a positive whole number" if minimum == 1 else f"a whole number, {minimum} or more"
+        raise BadRequest(f"{name} must be {kind}: {meaning}.", "invalid")
+    return int(raw)
+
+
 def query_before(request) -> int | None:
     """The keyset cursor `before` of an API list: absent, or a positive id; anything else is a 400
     (a page may ignore a bad cursor, an API client should hear about it)."""
-    raw = request.GET.get("before")
-    if raw in (None, ""):
-        return None
-    if not re.fullmatch(r"[0-9]{1,19}", raw) or not 0 < int(raw) <= MAX_ID:
-        raise BadRequest("before must be a positive whole number: the id the next page starts below.", "invalid")
-    return int(raw)
+    return query_int(request, "before", 1, "the id the next page starts below")
+
+
+def query_choice(request, name: str, choices: list[str]) -> str | None:
+    """A query parameter that is one of `choices`, or None when absent; anything else is a 400."""
+    raw = query_value(request, name)
+    if raw is not None and raw not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}.", "invalid")
+    return raw
 
 
 NAME_LENGTH = Environment._meta.get_field("name").max_length

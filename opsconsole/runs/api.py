@@ -20,13 +20,15 @@ from opsconsole.api import (
     error,
     json_body,
     query_before,
+    query_choice,
+    query_int,
     refusal,
 )
 from opsconsole.runs.idempotency import idempotent
 from opsconsole.runs.models import Run, Status
 from opsconsole.runs.registry import UnknownRunKind, get_kind
 from opsconsole.runs.services import NotPermitted, Refused, cancel, launch
-from opsconsole.ui.pagination import keyset_page, parse_int
+from opsconsole.ui.pagination import keyset_page
 
 
 def run_json(run: Run) -> dict:
@@ -101,10 +103,8 @@ def runs(request):
     env_ids = visible_environment_ids(principal)
     if env_ids is not None:
         runs = runs.filter(environment_id__in=env_ids)
-    status = request.GET.get("status")
-    if status:
-        if status not in Status.values:
-            raise BadRequest(f"status must be one of {', '.join(Status.values)}.")
+    status = query_choice(request, "status", Status.values)
+    if status is not None:
         runs = runs.filter(status=status)
     page = keyset_page(runs, "id", query_before(request))
     return JsonResponse({"runs": [run_json(run) for run in page.items], "next_before": page.next_before})
@@ -118,7 +118,7 @@ def run_detail(request, run_id: int):
 @api_endpoint("GET")
 def run_events(request, run_id: int):
     run = _visible(request, run_id)
-    after = parse_int(request.GET.get("after")) or 0
+    after = query_int(request, "after", 0, "the sequence number of the last event already read") or 0
     events = [
         {"seq": e.seq, "at": e.at.isoformat(), "level": e.level, "message": e.message, "data": e.data}
         for e in run.events_after(after, 2000)

@@ -30,6 +30,9 @@ from opsconsole.runs.registry import UnknownRunKind, get_kind
 from opsconsole.runs.services import NotPermitted, Refused, cancel, launch
 from opsconsole.ui.pagination import keyset_page
 
+# Refusals of launch() the state causes (409); the rest are bad input (400), the queue down 503.
+CONFLICT_CODES = frozenset({"duplicate"})
+
 
 def run_json(run: Run) -> dict:
     return {
@@ -60,11 +63,11 @@ def refusal_answer(exc: Refused, conflict_codes: frozenset[str] | set[str] = fro
     return JsonResponse(body, status=status)
 
 
-def _action_of(kind_name) -> str:
+def _action_of(kind_name: str) -> str:
     """The permission a run of this kind needs; to view, for a kind that does not exist (launch()
     then says so, to whoever may see the environment)."""
     try:
-        return get_kind(str(kind_name)).action
+        return get_kind(kind_name).action
     except UnknownRunKind:
         return Action.VIEW
 
@@ -83,19 +86,21 @@ def runs(request):
     if request.method == "POST":
         enforce_csrf_for_session(request)
         body = json_body(request)
-        environment = None
-        if body.get("environment"):
-            # Before the kind's own checks: one the token may not see answers as a name none has.
-            environment = environment_for(request, str(body["environment"]), _action_of(body.get("kind")))
-        params = body.get("params") or {}
+        kind, name, params = body.get("kind", ""), body.get("environment", ""), body.get("params", {})
+        if not isinstance(kind, str):
+            raise BadRequest("kind must be a string: the name of a run kind.", "invalid")
+        if not isinstance(name, str):
+            raise BadRequest("environment must be a string: the environment's name.", "invalid")
         if not isinstance(params, dict):
-            raise BadRequest("params must be a JSON object.")
+            raise BadRequest("params must be a JSON object.", "invalid")
+        # Before the kind's own checks: one the caller may not see answers as a name none has.
+        environment = environment_for(request, name, _action_of(kind)) if name else None
         try:
-            run = launch(str(body.get("kind", "")), principal=principal, environment=environment, params=params)
+            run = launch(kind, principal=principal, environment=environment, params=params)
         except NotPermitted as exc:
             raise PermissionDenied(str(exc)) from None
         except Refused as exc:
-            raise refusal(exc) from None
+            return refusal_answer(exc, CONFLICT_CODES)  # a duplicate names its run: "run", "url"
         return JsonResponse(run_json(run), status=201)
 
     require(request, Action.VIEW)

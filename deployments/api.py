@@ -14,12 +14,14 @@ from deployments import services
 from deployments.models import Release
 from opsconsole.access.models import Action
 from opsconsole.access.permissions import allowed, principal_of, require, visible_environment_ids
-from opsconsole.api import BadRequest, api_endpoint, environment_for, json_body, query_before, refusal
+from opsconsole.api import MAX_ID, BadRequest, api_endpoint, environment_for, json_body, query_before, refusal
 from opsconsole.environments.models import Environment
 from opsconsole.runs.api import enforce_csrf_for_session, refusal_answer, run_json
 from opsconsole.runs.idempotency import idempotent
 from opsconsole.runs.services import NotPermitted, Refused
 from opsconsole.ui.pagination import keyset_page
+
+REPOSITORY_LENGTH = Release._meta.get_field("repository").max_length
 
 CONFLICT_CODES = {
     "locked",
@@ -63,12 +65,15 @@ def environment_json(env: Environment) -> dict:
     }
 
 
-def _string(body: dict, name: str, required: bool = True) -> str:
+def _string(body: dict, name: str, required: bool = True, max_length: int | None = None) -> str:
+    """A string field of the body, as deployments/openapi.py describes it."""
     value = body.get(name, "")
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a string.", "invalid")
     if required and not value.strip():
         raise BadRequest(f"{name} is required.", "invalid")
+    if max_length is not None and len(value) > max_length:
+        raise BadRequest(f"{name} is longer than {max_length} characters.", "invalid")
     return value
 
 
@@ -94,10 +99,10 @@ def releases(request):
     try:
         release, created = services.register_release(
             principal_of(request),
-            repository=_string(body, "repository"),
+            repository=_string(body, "repository", max_length=REPOSITORY_LENGTH),
             tag=_string(body, "tag"),
             digest=_string(body, "digest"),
-            git_sha=_string(body, "git_sha", False),
+            git_sha=_string(body, "git_sha", False).strip(),  # surrounding blanks ignored, as around a tag
             commit_message=_string(body, "commit_message", False),
             commit_url=_string(body, "commit_url", False),
         )
@@ -116,8 +121,8 @@ def _release_from(body: dict) -> Release:
         return by_id
     if "release_id" in body:
         release_id = body["release_id"]
-        if not isinstance(release_id, int) or isinstance(release_id, bool):
-            raise BadRequest("release_id must be an integer.", "invalid")
+        if not isinstance(release_id, int) or isinstance(release_id, bool) or not 0 < release_id <= MAX_ID:
+            raise BadRequest("release_id must be a positive integer: a release's id.", "invalid")
         release = Release.objects.filter(pk=release_id).first()
     elif "digest" in body:
         release = Release.objects.filter(digest=_string(body, "digest")).first()

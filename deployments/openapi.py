@@ -1,7 +1,21 @@
 """The deployments app's part of the OpenAPI document (opsconsole/openapi.py): environments,
 deploy, rollback and releases."""
 
-from opsconsole.openapi import BEFORE, ENV_NAME, ERROR, ERRORS, NO_SUCH_ENVIRONMENT, QUEUE_DOWN, json_answer, page
+from deployments.api import REPOSITORY_LENGTH
+from deployments.models import DIGEST_PATTERN, TAG_PATTERN
+from opsconsole.api import MAX_ID
+from opsconsole.openapi import (
+    BEFORE,
+    BLANK,
+    ENV_NAME,
+    ERROR,
+    ERRORS,
+    NO_SUCH_ENVIRONMENT,
+    NOT_BLANK,
+    QUEUE_DOWN,
+    json_answer,
+    page,
+)
 from opsconsole.runs.openapi import IDEMPOTENCY_KEY, KEY_REUSED, REFUSAL, started
 
 DEPLOY_BODY = {
@@ -10,13 +24,35 @@ DEPLOY_BODY = {
         "application/json": {
             "schema": {
                 "type": "object",
+                "description": "The release to deploy: its id or its digest (both: they must name the same one).",
+                "anyOf": [{"required": ["release_id"]}, {"required": ["digest"]}],
                 "properties": {
-                    "release_id": {"type": "integer"},
-                    "digest": {"type": "string"},
+                    "release_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                    "digest": {"type": "string", "pattern": DIGEST_PATTERN.pattern},
                     "override_reason": {"type": "string", "description": "Admins only: deploy during a freeze window."},
                 },
             }
         }
+    },
+}
+
+
+def _stripped(pattern: str) -> str:
+    """A pattern of a value the service strips first: blanks around it are allowed."""
+    return f"^[{BLANK}]*{pattern.removeprefix('^').removesuffix('$')}[{BLANK}]*$"
+
+
+RELEASE_BODY = {
+    "type": "object",
+    "required": ["repository", "tag", "digest"],
+    "description": "Blanks around a tag, digest or git_sha are ignored.",
+    "properties": {
+        "repository": {"type": "string", "maxLength": REPOSITORY_LENGTH, "pattern": NOT_BLANK},
+        "tag": {"type": "string", "pattern": _stripped(TAG_PATTERN.pattern)},
+        "digest": {"type": "string", "pattern": _stripped(DIGEST_PATTERN.pattern)},
+        "git_sha": {"type": "string", "pattern": _stripped("[0-9a-fA-F]{0,40}")},
+        "commit_message": {"type": "string"},
+        "commit_url": {"type": "string", "anyOf": [{"maxLength": 0}, {"pattern": "^https?://"}]},
     },
 }
 
@@ -61,6 +97,9 @@ PATHS = {
                 "404": json_answer(ERROR, NO_SUCH_ENVIRONMENT),
                 **KEY_REUSED,
                 **ERRORS,
+                "400": json_answer(
+                    ERROR, "Bad input, or no such release (unknown_release: register it first); nothing changed"
+                ),
                 **QUEUE_DOWN,
             },
         }
@@ -82,6 +121,9 @@ PATHS = {
                 "404": json_answer(ERROR, NO_SUCH_ENVIRONMENT),
                 **KEY_REUSED,
                 **ERRORS,
+                "400": json_answer(
+                    ERROR, "Bad input, or no such release (unknown_release: register it first); nothing changed"
+                ),
                 **QUEUE_DOWN,
             },
         }
@@ -101,18 +143,7 @@ PATHS = {
                 "required": True,
                 "content": {
                     "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["repository", "tag", "digest"],
-                            "properties": {
-                                "repository": {"type": "string"},
-                                "tag": {"type": "string"},
-                                "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
-                                "git_sha": {"type": "string"},
-                                "commit_message": {"type": "string"},
-                                "commit_url": {"type": "string"},
-                            },
-                        }
+                        "schema": RELEASE_BODY,
                     }
                 },
             },
@@ -120,6 +151,7 @@ PATHS = {
                 "201": json_answer({"$ref": "#/components/schemas/Release"}, "Registered"),
                 "200": json_answer({"$ref": "#/components/schemas/Release"}, "Already registered"),
                 **ERRORS,
+                "400": json_answer(ERROR, "Bad input (invalid, invalid_tag, invalid_digest); nothing changed"),
             },
         },
     },

@@ -1,7 +1,18 @@
 """The DR app's part of the OpenAPI document (opsconsole/openapi.py): plans, operations and the
 guarded failover, drill and failback requests and votes."""
 
-from opsconsole.openapi import BEFORE, ENV_NAME, ERROR, ERRORS, NO_SUCH_ENVIRONMENT, RUN_ID, json_answer, page
+from opsconsole.openapi import (
+    BEFORE,
+    ENV_NAME,
+    ERROR,
+    ERRORS,
+    NO_SUCH_ENVIRONMENT,
+    NOT_BLANK,
+    QUEUE_DOWN,
+    RUN_ID,
+    json_answer,
+    page,
+)
 from opsconsole.runs.openapi import IDEMPOTENCY_KEY, KEY_REUSED, REFUSAL, started
 
 DR_REQUEST_BODY = {
@@ -12,8 +23,11 @@ DR_REQUEST_BODY = {
                 "type": "object",
                 "required": ["reason", "confirm"],
                 "properties": {
-                    "reason": {"type": "string", "description": "Why; kept in the audit log."},
-                    "confirm": {"type": "string", "description": "The environment's name, typed exactly."},
+                    "reason": {"type": "string", "pattern": NOT_BLANK, "description": "Why; kept in the audit log."},
+                    "confirm": {
+                        "type": "string",
+                        "description": "The environment's name, typed exactly (else 400 name_mismatch).",
+                    },
                 },
             }
         }
@@ -40,6 +54,15 @@ DR_ERRORS = {
 }
 
 
+DR_REQUEST_REFUSED = {
+    "400": json_answer(
+        ERROR,
+        "Bad input, or the guard refused it (name_mismatch: `confirm` is not the environment's name; "
+        "reason_required; no_drill_record: the plan has no drill DNS record); audited, nothing else changed",
+    )
+}
+
+
 def _dr_request(operation: str) -> dict:
     return {
         "post": {
@@ -50,7 +73,9 @@ def _dr_request(operation: str) -> dict:
             "responses": {
                 "202": started({"$ref": "#/components/schemas/DRRequest"}, "Awaiting approval"),
                 **DR_ERRORS,
+                **DR_REQUEST_REFUSED,
                 **KEY_REUSED,
+                **QUEUE_DOWN,
             },
         }
     }
@@ -111,12 +136,25 @@ PATHS = {
                 "content": {
                     "application/json": {
                         "schema": {
-                            "type": "object",
-                            "required": ["decision"],
-                            "properties": {
-                                "decision": {"type": "string", "enum": ["approve", "reject"]},
-                                "comment": {"type": "string"},
-                            },
+                            "description": "A reject says why in its comment.",
+                            "oneOf": [
+                                {
+                                    "type": "object",
+                                    "required": ["decision"],
+                                    "properties": {
+                                        "decision": {"type": "string", "enum": ["approve"]},
+                                        "comment": {"type": "string"},
+                                    },
+                                },
+                                {
+                                    "type": "object",
+                                    "required": ["decision", "comment"],
+                                    "properties": {
+                                        "decision": {"type": "string", "enum": ["reject"]},
+                                        "comment": {"type": "string", "pattern": NOT_BLANK},
+                                    },
+                                },
+                            ],
                         }
                     }
                 },

@@ -1,6 +1,13 @@
 """The OpenAPI 3 document served at /api/v1/openapi.json, assembled from what each part of the
 console contributes: the core describes runs, each app its own paths and schemas
-(`contribute()` from its AppConfig.ready(), beside the code it describes)."""
+(`contribute()` from its AppConfig.ready(), beside the code it describes).
+
+The document is what tests/security/test_api_fuzzing.py generates requests from, and a request it
+calls valid must not be refused as malformed. So a string's `pattern` spells its characters out
+(BLANK, never `\\s`, which Python, Python's ASCII reading and the validators each read differently),
+and where the API would refuse a final newline as malformed, a pattern does not simply end in `$`
+(Python's `$` also matches before a final newline: the tag's pattern allows the blanks the API
+strips around it)."""
 
 from __future__ import annotations
 
@@ -8,9 +15,14 @@ import copy
 
 from django.http import JsonResponse
 
-from opsconsole.api import api_endpoint
+from opsconsole.api import MAX_ID, api_endpoint
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+
+# The characters str.strip() removes, each spelled out: a value that is "required" once stripped
+# (a reason, a repository) has the pattern NOT_BLANK, which every regex reading agrees on.
+BLANK = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+NOT_BLANK = f"[^{BLANK}]"
 
 
 def json_answer(schema: dict, description: str = "OK") -> dict:
@@ -44,13 +56,14 @@ NO_SUCH_ENVIRONMENT = (
 )
 
 RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-ENV_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[-a-zA-Z0-9_]+$"}}
+ENV_NAME_PATTERN = "^[-a-zA-Z0-9_]+$"
+ENV_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": ENV_NAME_PATTERN}}
 BEFORE = {
     "name": "before",
     "in": "query",
     "required": False,
-    "schema": {"type": "integer", "minimum": 1},
-    "description": "Keyset pagination: items with an id below this one.",
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    "description": "Keyset pagination: items with an id below this one. Given once.",
 }
 
 PATHS: dict[str, dict] = {}
@@ -67,6 +80,9 @@ def contribute(paths: dict[str, dict], schemas: dict[str, dict]) -> None:
 
 
 def document() -> dict:
+    runs = _runs_paths()
+    if runs.keys() & PATHS.keys():
+        raise ValueError(f"OpenAPI path(s) described twice: {sorted(runs.keys() & PATHS.keys())}")
     return {
         "openapi": "3.0.3",
         "info": {
@@ -76,7 +92,7 @@ def document() -> dict:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": copy.deepcopy(PATHS),
+        "paths": {**runs, **copy.deepcopy(PATHS)},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": copy.deepcopy(SCHEMAS),
@@ -89,15 +105,43 @@ def openapi(request):
     return JsonResponse(document())
 
 
-# The core's own part: runs.
-contribute(
-    {
+# The core's own part: runs. Built with each document, so it lists the run kinds registered by then
+# (each app registers its own); it uses opsconsole.runs.openapi, which builds on this module.
+def _runs_paths() -> dict:
+    from opsconsole.runs.models import Status
+    from opsconsole.runs.openapi import IDEMPOTENCY_KEY, KEY_REUSED, REFUSAL, started
+    from opsconsole.runs.registry import REGISTRY, EnvironmentUse
+
+    kinds = sorted(name for name, kind in REGISTRY.items() if not kind.only_through)
+    through_service = sorted(name for name, kind in REGISTRY.items() if kind.only_through)
+    body = {
+        "type": "object",
+        "required": ["kind"],
+        "properties": {
+            "kind": {"type": "string", "enum": kinds},
+            "environment": {"type": "string", "pattern": ENV_NAME_PATTERN, "description": "The environment's name."},
+            "params": {
+                "type": "object",
+                "description": "What the kind lets its caller choose (docs/security.md, Launch contracts); "
+                "a kind refuses anything else with 400 invalid.",
+            },
+        },
+    }
+    if all(REGISTRY[kind].environment is EnvironmentUse.REQUIRED for kind in kinds):
+        body["required"].append("environment")
+    return {
         "/api/v1/runs": {
             "get": {
                 "summary": "Runs, newest first",
                 "parameters": [
                     BEFORE,
-                    {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(Status.values)},
+                        "description": "Only runs in this state. Given once.",
+                    },
                 ],
                 "responses": {
                     "200": page("runs", "Run"),
@@ -106,26 +150,30 @@ contribute(
             },
             "post": {
                 "summary": "Start a run of any kind the token may start",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["kind"],
-                                "properties": {
-                                    "kind": {"type": "string"},
-                                    "environment": {"type": "string"},
-                                    "params": {"type": "object"},
-                                },
-                            }
-                        }
-                    },
-                },
+                "description": (
+                    "The kinds that start only through their own door (" + ", ".join(through_service) + ") are "
+                    "refused here with 400 `use_service`, naming the door. A request identical to a run of the "
+                    "environment still awaiting approval, queued or running is refused 409 `duplicate`, with `run` "
+                    "and `url` naming that run. Send an `Idempotency-Key` to retry safely."
+                ),
+                "parameters": [IDEMPOTENCY_KEY],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
                 "responses": {
-                    "201": json_answer({"$ref": "#/components/schemas/Run"}, "Created"),
-                    "404": json_answer(ERROR, NO_SUCH_ENVIRONMENT),
+                    "201": started({"$ref": "#/components/schemas/Run"}, "Created"),
                     **ERRORS,
+                    "400": json_answer(
+                        ERROR,
+                        "Bad input, or the kind refused it; nothing changed: unknown_kind, use_service (the kind "
+                        "starts only through the door the message names), environment_required, no_environment, "
+                        "invalid (its params, or what they name: a policy, backup or workspace of this environment)",
+                    ),
+                    "404": json_answer(ERROR, NO_SUCH_ENVIRONMENT),
+                    "409": json_answer(
+                        REFUSAL,
+                        "The same request is already active (duplicate, naming its run: `run`, `url`), or the "
+                        "Idempotency-Key's first request is still being answered (idempotency_in_progress)",
+                    ),
+                    **KEY_REUSED,
                     **QUEUE_DOWN,
                 },
             },
@@ -146,7 +194,13 @@ contribute(
                 "summary": "A run's events after a sequence number (poll to follow the log)",
                 "parameters": [
                     RUN_ID,
-                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+                        "description": "The sequence number of the last event already read. Given once.",
+                    },
                 ],
                 "responses": {
                     "200": json_answer(
@@ -177,7 +231,11 @@ contribute(
                 },
             }
         },
-    },
+    }
+
+
+contribute(
+    {},
     {
         "Error": {
             "type": "object",

@@ -20,7 +20,7 @@ test: install
 
 # The API fuzzing of `make test` (tests/security/test_api_fuzzing.py) with a random seed and a bigger
 # budget, to find what the fixed one does not: FUZZ_EXAMPLES (100) per operation and phase, FUZZ_SEED
-# (random; a number repeats a run). Output and report.json in var/fuzz/; about 4 minutes.
+# (random; a number repeats a run). Output and report.json in var/fuzz/; 2 to 4 minutes.
 fuzz: install
 	@mkdir -p var/fuzz
 	FUZZ_SEED=$${FUZZ_SEED:-random} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FUZZ_REPORT_DIR=var/fuzz \

@@ -26,6 +26,7 @@ DEPLOY_BODY = {
                 "type": "object",
                 "description": "The release to deploy: its id or its digest (both: they must name the same one).",
                 "anyOf": [{"required": ["release_id"]}, {"required": ["digest"]}],
+                "example": {"release_id": 1},
                 "properties": {
                     "release_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                     "digest": {"type": "string", "pattern": DIGEST_PATTERN.pattern},

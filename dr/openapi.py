@@ -22,6 +22,7 @@ DR_REQUEST_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["reason", "confirm"],
+                "example": {"reason": "INC-42: us-east-1 is down", "confirm": "staging"},
                 "properties": {
                     "reason": {"type": "string", "pattern": NOT_BLANK, "description": "Why; kept in the audit log."},
                     "confirm": {

@@ -57,7 +57,13 @@ NO_SUCH_ENVIRONMENT = (
 
 RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 ENV_NAME_PATTERN = "^[-a-zA-Z0-9_]+$"
-ENV_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": ENV_NAME_PATTERN}}
+ENV_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": ENV_NAME_PATTERN},
+    "example": "staging",
+}
 BEFORE = {
     "name": "before",
     "in": "query",

@@ -116,8 +116,9 @@ def tokens(transactional_db, django_user_model, settings) -> Iterator[dict[str, 
     executed."""
     settings.OPSCONSOLE_QUEUE = "celery"
     owner = django_user_model.objects.create_superuser("fuzz-owner", "f@example.com", "x" * 20)
-    staging = Environment.objects.create(name="staging", tier=Tier.STAGING)
-    production = Environment.objects.create(name="production", tier=Tier.PRODUCTION, required_approvals=1)
+    ecs = {"ecs_cluster": "c", "ecs_service": "s", "container_name": "api"}  # deployable, never deployed
+    staging = Environment.objects.create(name="staging", tier=Tier.STAGING, **ecs)
+    production = Environment.objects.create(name="production", tier=Tier.PRODUCTION, required_approvals=1, **ecs)
     Release.objects.create(repository="r", tag="v1", digest="sha256:" + "1" * 64, registered_by_name="ci")
     for environment in (staging, production):
         Run.objects.create(kind="maintenance.selftest", environment=environment, status=Status.SUCCEEDED, params={})

@@ -13,8 +13,9 @@ from django.http import Http404, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as default_server_error
 
-from opsconsole.access.permissions import allowed, principal_of, visible_environment_ids
+from opsconsole.access.permissions import principal_of
 from opsconsole.environments.models import Environment
+from opsconsole.environments.services import UnknownEnvironment, environment_named
 
 MAX_JSON_DEPTH = 20
 
@@ -119,29 +120,15 @@ def query_choice(request, name: str, choices: list[str]) -> str | None:
     return raw
 
 
-NAME_LENGTH = Environment._meta.get_field("name").max_length
-
-
 def environment_for(request, name: str, action: str) -> Environment:
-    """The environment called `name`, in which the request's principal may `action`; else a refusal.
-
-    A principal that does not see every environment (a token or user scoped to some) gets the same
-    answer, byte for byte, for a name no environment has as for an environment it may not see: 403
-    `forbidden`, with a message that names neither, so it cannot probe which names exist. A
-    principal that sees every environment could list them, so it is told plainly: 404 `not_found`.
-    One it sees but may not `action` in is named, as require() names it.
-    Call it before anything else the route checks about the environment or the body, so no other
-    answer (a missing DR plan, a service-only run kind) tells the two apart either."""
-    principal = principal_of(request)
-    environment = Environment.objects.filter(name=name).first() if len(name) <= NAME_LENGTH else None
-    if environment is not None and allowed(principal, action, environment):
-        return environment
-    visible = visible_environment_ids(principal)
-    if environment is None and visible is None:
-        raise NotFound(f"There is no environment called {name[:NAME_LENGTH]!r}.")
-    if environment is not None and (visible is None or environment.pk in visible):
-        raise PermissionDenied(f"You do not have permission to {action} in {environment}.")
-    raise PermissionDenied(f"You do not have permission to {action} in an environment of that name, or there is none.")
+    """environments.services.environment_named() for an API request: a name a scoped principal
+    cannot see answers exactly as one no environment has (403 `forbidden`); one who sees every
+    environment hears 404 `not_found` for an unknown name. Call it before anything else the route
+    checks about the environment or the body, so no other answer tells the two apart either."""
+    try:
+        return environment_named(principal_of(request), name, action)
+    except UnknownEnvironment as exc:
+        raise NotFound(str(exc)) from None
 
 
 def server_error(request):

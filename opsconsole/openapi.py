@@ -129,7 +129,7 @@ def _runs_paths() -> dict:
             "params": {
                 "type": "object",
                 "description": "What the kind lets its caller choose (docs/security.md, Launch contracts); "
-                "a kind refuses anything else with 400 invalid.",
+                "a kind refuses anything else with 400 params_refused.",
             },
         },
     }
@@ -171,7 +171,8 @@ def _runs_paths() -> dict:
                         ERROR,
                         "Bad input, or the kind refused it; nothing changed: unknown_kind, use_service (the kind "
                         "starts only through the door the message names), environment_required, no_environment, "
-                        "invalid (its params, or what they name: a policy, backup or workspace of this environment)",
+                        "invalid (the body's shape), params_refused (its params, or what they name: a policy, "
+                        "backup or workspace of this environment)",
                     ),
                     "404": json_answer(ERROR, NO_SUCH_ENVIRONMENT),
                     "409": json_answer(

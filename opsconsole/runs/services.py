@@ -141,7 +141,9 @@ def launch(
         try:
             params = kind.validate(params, environment)
         except ValueError as exc:
-            raise Refused(str(exc), "invalid") from None
+            # Not a typo to shrug off: parameters outside the kind's contract are how an insider
+            # reaches for another environment's definitions or the worker's files, so it is audited.
+            raise Refused(str(exc), "params_refused") from None
     identity = identity_of(kind, params)
     existing = active_duplicate(kind, environment, identity)
     if existing is not None:

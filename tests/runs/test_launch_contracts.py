@@ -15,6 +15,7 @@ from backups.models import Backup, BackupPolicy, BackupStatus, Kind
 from infrastructure.jobs import workspace_params
 from infrastructure.models import Plan, Workspace
 from opsconsole.access.models import Action, ApiToken
+from opsconsole.audit.models import AuditEvent
 from opsconsole.runs.models import Run, Status
 
 pytestmark = pytest.mark.django_db
@@ -67,6 +68,11 @@ def api_as(token_raw: str):
     return post
 
 
+def assert_refusal_audited(code: str) -> None:
+    [event] = AuditEvent.objects.filter(outcome="denied")
+    assert (event.action, event.details["code"]) == ("request.refused", code)
+
+
 @pytest.fixture
 def staging_token(users, staging):
     """What an insider holds: every action, but in staging only."""
@@ -84,6 +90,7 @@ def test_a_kind_that_starts_only_through_its_service_is_refused_by_the_generic_a
     assert response.json()["code"] == "use_service"
     assert "starts only through" in response.json()["error"] and SERVICE_ONLY[kind] in response.json()["error"]
     assert not Run.objects.exclude(pk=definitions["plan"].run_id).exists()
+    assert_refusal_audited("use_service")
 
 
 @pytest.mark.parametrize("kind", ["deployments.deploy", "terraform.apply", "backups.restore", "dr.failover"])
@@ -91,6 +98,8 @@ def test_the_command_line_refuses_them_too_even_for_the_trusted_operator(kind, s
     with pytest.raises(CommandError, match="starts only through"):
         call_command("start_run", kind, "--environment", "staging", "--param", f"plan_run={definitions['plan'].run_id}")
     assert not Run.objects.exclude(pk=definitions["plan"].run_id).exists()
+    refused = AuditEvent.objects.get(action="runs.start_run.refused")
+    assert (refused.outcome, refused.details["code"]) == ("denied", "use_service")
 
 
 @pytest.mark.parametrize(
@@ -108,6 +117,7 @@ def test_a_terraform_plan_takes_no_definition_from_its_caller(params, staging_to
     assert response.status_code == 400, response.content
     assert "takes no parameters" in response.json()["error"]
     assert Run.objects.count() == before
+    assert_refusal_audited("params_refused")
 
 
 def test_a_terraform_plan_through_the_generic_api_uses_the_environment_s_own_workspace(
@@ -128,6 +138,7 @@ def test_a_backup_of_another_environment_s_policy_is_refused(staging_token, defi
     assert response.status_code == 400, response.content
     assert f"There is no backup policy #{definitions['policy'].pk} in staging" in response.json()["error"]
     assert Run.objects.count() == before
+    assert_refusal_audited("params_refused")
 
 
 def test_verifying_another_environment_s_backup_is_refused(staging_token, definitions, queued_only):

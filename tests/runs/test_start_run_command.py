@@ -42,6 +42,8 @@ def test_as_a_user_it_applies_that_users_permissions(users, staging):
     with pytest.raises(CommandError, match="You do not have permission to start Worker self-test in staging"):
         call_command("start_run", "maintenance.selftest", "--environment", "staging", "--as", "vera")
     assert not Run.objects.exists()
+    refused = AuditEvent.objects.get(action="runs.start_run.refused")
+    assert (refused.actor, refused.environment, refused.outcome) == (users["viewer"], "staging", "denied")
 
 
 def test_bad_input_is_refused_clearly():

@@ -14,6 +14,8 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from opsconsole.audit.log import record
+from opsconsole.audit.models import Outcome
 from opsconsole.environments.models import Environment
 from opsconsole.runs.models import Run
 from opsconsole.runs.registry import REGISTRY
@@ -76,6 +78,15 @@ class Command(BaseCommand):
                 check_permission=bool(options["as_user"]),
             )
         except (Refused, NotPermitted) as exc:
+            record(
+                "runs.start_run.refused",
+                actor=principal if getattr(principal, "pk", None) else None,
+                actor_name=principal.get_username(),
+                target=f"kind:{options['kind']}"[:200],
+                environment=environment.name if environment else "",
+                details={"code": getattr(exc, "code", "forbidden"), "error": str(exc), "params": params},
+                outcome=Outcome.DENIED,
+            )
             raise CommandError(str(exc)) from None
         self.stdout.write(f"run #{run.pk} {run.kind} {run.status}")
         if options["wait"]:

@@ -97,13 +97,13 @@ def add_deployments(count: int) -> None:
         cursor.execute(
             f"""
             INSERT INTO {run_table} (kind, status, environment_id, params, result, error, requested_by_name,
-                created_at, started_at, finished_at, worker, cancel_requested, steps)
+                created_at, started_at, finished_at, worker, cancel_requested, steps, identity)
             SELECT CASE WHEN g %% 10 = 0 THEN 'deployments.rollback' ELSE 'deployments.deploy' END,
                 (ARRAY['succeeded','succeeded','succeeded','failed','rolled_back','canceled'])[1 + g %% 6],
                 (%s::bigint[])[1 + g %% %s], '{{}}'::jsonb, '{{}}'::jsonb, '',
                 (%s::text[])[1 + g %% %s],
                 now() - (%s - g) * interval '1 minute', now() - (%s - g) * interval '1 minute',
-                now() - (%s - g) * interval '1 minute' + interval '40 seconds', 'bench', false, '[]'::jsonb
+                now() - (%s - g) * interval '1 minute' + interval '40 seconds', 'bench', false, '[]'::jsonb, ''
             FROM generate_series(1, %s) g ORDER BY g
             """,
             [env_ids, len(env_ids), USERS, len(USERS), count, count, count, count],

@@ -93,6 +93,9 @@ class StepFailed(Exception):
     """A step did not succeed; the message says why in the operator's terms."""
 
 
+CANCEL_CHECK_SECONDS = 1.0
+
+
 @dataclass
 class Poller:
     """Sleeps between polls, retries transient AWS errors, and tells the job to stop on cancel."""
@@ -115,10 +118,21 @@ class Poller:
                     raise
                 code = exc.response["Error"]["Code"]
                 self.log(f"AWS answered {code} to {fn.__name__}; retrying in {delay:.1f}s (attempt {attempt}).")
-                self.sleep(delay)
+                self.pause(delay)
                 delay = min(delay * 2, 30)
         raise AssertionError("unreachable")
 
     def wait(self):
-        self.check_cancel()
-        self.sleep(self.interval)
+        self.pause(self.interval)
+
+    def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, looking for a cancel at least every CANCEL_CHECK_SECONDS, so a cancel
+        is noticed within about a second whatever the poll interval or the backoff."""
+        left = seconds
+        while True:
+            self.check_cancel()
+            if left <= 0:
+                return
+            step = min(left, CANCEL_CHECK_SECONDS)
+            self.sleep(step)
+            left -= step

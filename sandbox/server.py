@@ -1,5 +1,5 @@
-"""`python -m sandbox.server --port N`: a moto server on loopback with rolling ECS deployments and
-ElastiCache snapshot exports to S3."""
+"""`python -m sandbox.server --port N`: a moto server on loopback with rolling ECS deployments,
+ElastiCache snapshot exports to S3, and the strict layer (sandbox.strict) that refuses what AWS refuses."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 
 from moto.server import ThreadedMotoServer
 
-from sandbox import ecs_rollouts, elasticache_export
+from sandbox import ecs_rollouts, elasticache_export, strict
 
 
 def main() -> None:
@@ -22,6 +22,7 @@ def main() -> None:
         parser.error("the sandbox binds to loopback only")
     ecs_rollouts.install()
     elasticache_export.install()
+    strict.install()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
     server.start()

@@ -83,7 +83,8 @@ def vote(
             environment=environment.name,
             details={"run": run.pk, "comment": comment},
         )
-        append_event(run, f"{decision.capitalize()}d by {voter}" + (f": {comment}" if comment else "."), Level.INFO)
+        verdict = "Approved" if decision == Decision.APPROVE else "Rejected"
+        append_event(run, f"{verdict} by {voter}" + (f": {comment}" if comment else "."), Level.INFO)
         if decision == Decision.REJECT:
             _transition(run, Status.CANCELED, error=f"Rejected by {voter}: {comment}")
             return run

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, connections, transaction
 from django.test import RequestFactory
 
-from opsconsole.audit import log
+from opsconsole.audit import chain, log
 from opsconsole.audit.chain import CHAINED_FIELDS, canonical_json, canonical_parts, canonical_row
 from opsconsole.audit.log import MASK, record, verify_chain
 from opsconsole.audit.models import GENESIS_HASH, AuditEvent
@@ -424,3 +424,48 @@ def test_a_refused_append_inside_a_callers_transaction_leaves_that_transaction_u
         (2, "tests.after"),
     ]
     assert verify_chain().ok
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("sql", "first_range", "second_range"),
+    [
+        (None, (5, None, ""), (5, None, "")),
+        # The second range links its first event to the stored hash of the event before it.
+        (
+            "DELETE FROM audit_auditevent WHERE seq = 5",
+            (4, 5, "event #5 is missing"),
+            (0, 6, "previous-hash link does not match the event before it"),
+        ),
+        ("DELETE FROM audit_auditevent WHERE seq = 8", (5, None, ""), (2, 8, "event #8 is missing")),
+        (
+            "UPDATE audit_auditevent SET target = 'forged' WHERE seq = 7",
+            (5, None, ""),
+            (1, 7, "contents do not match the stored hash"),
+        ),
+    ],
+    ids=["intact", "end-of-first-range-deleted", "middle-of-second-range-deleted", "second-range-edited"],
+)
+def test_each_workers_range_is_checked_against_the_event_before_it(sql, first_range, second_range):
+    # What a spawned worker runs, run here: events 1-5 and 6-10 of a chain of 10, each on its own connection.
+    record_steps(10)
+    if sql:
+        change_behind_the_triggers(sql)
+    conninfo = log._postgres_conninfo()
+    assert chain.verify_range(conninfo, 1, 5) == first_range
+    assert chain.verify_range(conninfo, 6, 10) == second_range
+
+
+def test_rows_are_read_a_batch_at_a_time_from_where_the_last_batch_ended():
+    stored = [(seq, f"event {seq}") for seq in range(1, 6)]
+    asked = []
+
+    def fetch(after: int, upto: int, batch: int) -> list[tuple]:
+        asked.append((after, upto, batch))
+        return [row for row in stored if after < row[0] <= upto][:batch]
+
+    assert list(chain.iter_rows(fetch, 0, 4, batch=2)) == stored[:4]
+    assert asked == [(0, 4, 2), (2, 4, 2), (4, 4, 2)]
+    asked.clear()
+    assert list(chain.iter_rows(fetch, 1, 5)) == stored[1:]
+    assert asked == [(1, 5, 10_000), (5, 5, 10_000)]

@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "var" / "mutation"
 MUTMUT = Path(sys.executable).parent / "mutmut"
+SLOTS = 4  # as in tests/mutation_slot.py
 
 # group -> its modules' guard functions (Class.method for a method) and the tests that check them.
 # A module's other functions are mutated too (mutmut works file by file) but never run. Out of
@@ -212,6 +213,21 @@ def config(group: dict) -> str:
     )
 
 
+def drop_slot_databases() -> None:
+    """Each run starts from empty slot databases (tests/mutation_slot.py keeps them between the
+    mutants of a run): rows an interrupted run committed must not fail the next one's tests."""
+    import dj_database_url
+    import psycopg
+
+    database = dj_database_url.parse(os.environ["DATABASE_URL"])
+    conninfo = {"host": database["HOST"], "port": database["PORT"] or None, "user": database["USER"]}
+    conninfo.update(password=database["PASSWORD"] or None, dbname="postgres")
+    with psycopg.connect(**{k: v for k, v in conninfo.items() if v}, autocommit=True) as conn:
+        for slot in range(SLOTS):
+            name = f"test_{database['NAME']}_mut{slot}"
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def run_group(name: str, children: str) -> int:
     group = GROUPS[name]
     work = WORK / name
@@ -281,6 +297,7 @@ def main(argv: list[str]) -> int:
     children = os.environ.get("MUTATION_CHILDREN", "2")
     started = time.monotonic()
     status = 0
+    drop_slot_databases()
     for name in argv or list(GROUPS):
         status = run_group(name, children) or status
     print(f"mutation: {(time.monotonic() - started) / 60:.1f} min in all\n")

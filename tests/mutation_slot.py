@@ -35,8 +35,19 @@ def pytest_configure(config):
     os.environ["TOX_PARALLEL_ENV"] = f"mut{slot}"
     from django.conf import settings
 
-    if settings.configured and settings.REDIS_URL:
-        url = urlsplit(settings.REDIS_URL)
+    if not settings.configured:  # the first pytest of a run: settings are read from the environment
+        return
+    # A later pytest in the same process, or a fork of it, inherits what the last one left: the test
+    # database's name as the connection's name (--reuse-db keeps it) and the suffix already added.
+    import dj_database_url
+    from django.db import connections
+
+    connections.close_all()
+    database = settings.DATABASES["default"]
+    database["NAME"] = dj_database_url.parse(os.environ["DATABASE_URL"])["NAME"]
+    database.get("TEST", {}).pop("NAME", None)
+    if settings.REDIS_URL:
+        url = urlsplit(os.environ["REDIS_URL"])
         settings.REDIS_URL = urlunsplit(url._replace(path=f"/{int(url.path.lstrip('/') or 0) + slot}"))
 
 

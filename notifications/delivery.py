@@ -126,9 +126,9 @@ def _start_inline(delivery_id: int, delay: float) -> None:
                 _inline_threads.discard(threading.current_thread())
 
     thread = threading.Thread(target=work, name=f"notification-{delivery_id}")
-    with _inline_lock:
+    with _inline_lock:  # started before anyone can see it: a waiter cannot join a thread not yet started
         _inline_threads.add(thread)
-    thread.start()
+        thread.start()
 
 
 def wait_for_inline_deliveries(timeout: float = 60) -> bool:

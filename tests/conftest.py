@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 
 import pytest
@@ -62,6 +63,17 @@ def admin_client_(users):
 def fast_password_hashing(settings):
     # The default PBKDF2 takes ~0.5 s per user; tests create many.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def stop_server(process: subprocess.Popen, grace: float = 30) -> None:
+    """Stop a server a fixture started: SIGTERM, then SIGKILL if it is still shutting down after
+    `grace` seconds (a loaded machine can take more than 10 s to stop a moto server)."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 class LocalCounter:

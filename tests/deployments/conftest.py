@@ -13,6 +13,7 @@ import pytest
 from deployments.models import Release
 from opsconsole.environments.models import Environment, Strategy, Tier
 from sandbox.bootstrap import create_stack
+from tests.conftest import stop_server
 
 POLL_MS = "20"
 
@@ -43,8 +44,7 @@ def sandbox_endpoint():
             assert time.monotonic() < deadline, "the sandbox AWS server did not start within 60s"
             time.sleep(0.2)
     yield endpoint
-    server.terminate()
-    server.wait(timeout=10)
+    stop_server(server)
 
 
 @pytest.fixture

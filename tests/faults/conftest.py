@@ -31,6 +31,7 @@ from django.db import connection
 from django.test import Client
 
 from opsconsole.access.models import Role, RoleBinding
+from tests.conftest import stop_server
 from tests.deployments.conftest import releases, sandbox_endpoint, stack, staging_aws  # noqa: F401 (fixtures)
 from tests.integration.conftest import wait_for
 
@@ -240,8 +241,7 @@ def private_services(django_db_blocker):
         yield services
     finally:
         if aws_server is not None:
-            aws_server.terminate()
-            aws_server.wait(timeout=10)
+            stop_server(aws_server)
         redis.stop()
         try:
             postgres.stop("immediate")

@@ -49,19 +49,19 @@ SKIPS = {
 }
 
 
-def run_pytest(directory: Path, files: dict[str, str]) -> subprocess.CompletedProcess:
+def run_pytest(directory: Path, files: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     (directory / "test_passing.py").write_text(PASSING)
     for name, text in files.items():
         (directory / name).parent.mkdir(parents=True, exist_ok=True)
         (directory / name).write_text(text)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        + ["-c", str(ROOT / "pyproject.toml"), "--rootdir", str(directory), str(directory)],
+        + ["-c", str(ROOT / "pyproject.toml"), "--rootdir", str(directory), *args, str(directory)],
         cwd=directory,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # an xdist run starts Django in every worker
     )
 
 
@@ -71,9 +71,18 @@ def test_a_run_with_nothing_skipped_passes(tmp_path):
     assert "1 passed" in result.stdout
 
 
-@pytest.mark.parametrize(("files", "named"), SKIPS.values(), ids=SKIPS.keys())
-def test_a_skip_fails_the_run_naming_what_did_not_run(tmp_path, files, named):
-    result = run_pytest(tmp_path, files)
+@pytest.mark.parametrize(
+    ("files", "named", "workers"),
+    [(*skip, []) for skip in SKIPS.values()]
+    # make test runs the suite in xdist workers, which report skips to the controlling process.
+    + [
+        (*SKIPS[name], ["-n", "2"])
+        for name in ("a test that skips itself", "a module that skips itself while collected")
+    ],
+    ids=[*SKIPS, "a test that skips itself, in an xdist worker", "a module skipped while collected, in xdist workers"],
+)
+def test_a_skip_fails_the_run_naming_what_did_not_run(tmp_path, files, named, workers):
+    result = run_pytest(tmp_path, files, *workers)
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     failed = lines.index("FAILED: 1 skipped; a skipped test or module is one that did not run:")

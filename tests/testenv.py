@@ -3,6 +3,7 @@ the test run needs, and the rule that a skip fails the run: a test skipped as it
 module or directory skipped while pytest collected it."""
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -17,6 +18,26 @@ if "DATABASE_URL" not in os.environ:
     raise pytest.UsageError("DATABASE_URL is not set: run the suite with `make test` (it starts PostgreSQL and Redis).")
 if "REDIS_URL" not in os.environ:
     raise pytest.UsageError("REDIS_URL is not set: run the suite with `make test` (it starts PostgreSQL and Redis).")
+
+
+def _one_worker_each() -> None:
+    """Under pytest-xdist each worker process gets what no other may touch: its own Redis database
+    (the queues, counters and locks the tests drive; the number after the given one) and its own var
+    directory. pytest-django gives it its own test database (test_<name>_gw<N>)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or os.environ.get("OPSCONSOLE_TEST_WORKER") == worker:  # none, or a pytest a test started
+        return
+    os.environ["OPSCONSOLE_TEST_WORKER"] = worker
+    number = int(worker.removeprefix("gw"))
+    url = urlsplit(os.environ["REDIS_URL"])
+    database = int(url.path.lstrip("/") or 0) + 1 + number
+    if database > 15:
+        raise pytest.UsageError(f"REDIS_URL: xdist worker {worker} needs Redis database {database}; there are 16")
+    os.environ["REDIS_URL"] = urlunsplit(url._replace(path=f"/{database}"))
+    os.environ["OPSCONSOLE_VAR_DIR"] = os.path.join(os.environ["OPSCONSOLE_VAR_DIR"], worker)
+
+
+_one_worker_each()
 
 # What did not run: node id -> why. A test skipped as it ran reaches pytest_runtest_logreport; a
 # module skipped while collected (pytest.skip(allow_module_level=True), pytest.importorskip, a

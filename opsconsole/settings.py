@@ -185,6 +185,14 @@ RUN_RESEND_AFTER_SECONDS = env_int("RUN_RESEND_AFTER_SECONDS", 300, minimum=10)
 if RUN_LOST_AFTER_SECONDS <= RUN_HEARTBEAT_SECONDS:
     raise ImproperlyConfigured("RUN_LOST_AFTER_SECONDS: must be longer than RUN_HEARTBEAT_SECONDS")
 
+# AWS (opsconsole/aws.py): the external ID sent with every AssumeRole of an environment's role_arn,
+# for roles whose trust policy requires one (an sts:ExternalId condition); empty: none is sent.
+AWS_ROLE_EXTERNAL_ID = env_str("AWS_ROLE_EXTERNAL_ID", "")
+if AWS_ROLE_EXTERNAL_ID and not re.fullmatch(r"[\w+=,.@:/-]{2,1224}", AWS_ROLE_EXTERNAL_ID):
+    raise ImproperlyConfigured(
+        "AWS_ROLE_EXTERNAL_ID: expected 2 to 1224 letters, digits or any of _+=,.@:/- (what AssumeRole accepts)"
+    )
+
 # Deploys: how often the worker polls AWS while waiting (migrations, rollouts, bake alarms).
 DEPLOY_POLL_MS = env_int("DEPLOY_POLL_MS", 5000, minimum=10)
 # Deploy verification by Prometheus (docs/deployments.md): the server an environment's PromQL check

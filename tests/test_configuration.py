@@ -47,6 +47,7 @@ def test_good_settings_start():
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS is required but not set"),
         ({"DEBUG": "maybe"}, "DEBUG: expected true or false, got 'maybe'"),
         ({"RUN_HEARTBEAT_SECONDS": "soon"}, "RUN_HEARTBEAT_SECONDS: expected a whole number, got 'soon'"),
+        ({"AWS_ROLE_EXTERNAL_ID": "has space"}, "AWS_ROLE_EXTERNAL_ID: expected 2 to 1224 letters"),
     ],
 )
 def test_a_bad_value_fails_with_one_line_naming_the_variable(overrides, message):

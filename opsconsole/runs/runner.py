@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from opsconsole import aws
 from opsconsole.audit.log import record
 from opsconsole.audit.models import Outcome
 from opsconsole.runs.context import Canceled, EventWriter, RunContext, RunFailed, append_event, capture
@@ -68,7 +69,7 @@ def execute(run_id: int) -> str:
     writer = EventWriter(run)
     writer.write(f"Started on {run.worker}.", data={"worker": run.worker})
     run_status_changed.send_robust(sender=Run, run=run, previous=Status.QUEUED, status=Status.RUNNING)
-    with _heartbeat(run.pk), capture(writer):
+    with _heartbeat(run.pk), capture(writer), aws.role_session(aws.run_session_name(run.pk)):
         _run_job(run, kind, writer)
     dispatch_next_waiting(run.environment_id)
     return run.status

@@ -100,14 +100,19 @@ def run_migration(
     poller.log("Migrations finished with exit code 0.")
 
 
-def update_service(ecs, poller: Poller, cluster: str, service: str, task_definition: str) -> str:
-    """Point the service at `task_definition` with the circuit breaker on; return the new deployment id."""
+def update_service(
+    ecs, poller: Poller, cluster: str, service: str, task_definition: str, desired_count: int | None = None
+) -> str:
+    """Point the service at `task_definition` with the circuit breaker on (and, if given, at
+    `desired_count` tasks in the same call); return the new deployment id."""
+    count = {} if desired_count is None else {"desiredCount": desired_count}
     updated = poller.call(
         ecs.update_service,
         cluster=cluster,
         service=service,
         taskDefinition=task_definition,
         deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
+        **count,
     )["service"]
     primary = next((d for d in updated.get("deployments", []) if d.get("status") == "PRIMARY"), {})
     return primary.get("id", "")
@@ -249,15 +254,123 @@ def verify(check: prometheus.Check, poller: Poller) -> tuple[str | None, str | N
     return None, None
 
 
-def set_listener_weights(elbv2, poller: Poller, listener_arn: str, weights: dict[str, int]) -> None:
-    """Forward the listener's default action to the target groups with these weights."""
-    poller.call(
-        elbv2.modify_listener,
-        ListenerArn=listener_arn,
-        DefaultActions=[
-            {
-                "Type": "forward",
-                "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": arn, "Weight": w} for arn, w in weights.items()]},
-            }
-        ],
+# --- Load balancer: capacity, the test listener, weights -----------------------------------------
+def scale_service(ecs, poller: Poller, cluster: str, service: str, desired_count: int) -> None:
+    poller.call(ecs.update_service, cluster=cluster, service=service, desiredCount=desired_count)
+
+
+def healthy_targets(elbv2, poller: Poller, target_group_arn: str) -> int:
+    found = poller.call(elbv2.describe_target_health, TargetGroupArn=target_group_arn)
+    return sum(
+        1 for t in found.get("TargetHealthDescriptions", []) if t.get("TargetHealth", {}).get("State") == "healthy"
     )
+
+
+def wait_for_capacity(
+    ecs, elbv2, poller: Poller, cluster: str, service: str, target_group_arn: str, timeout: float
+) -> str | None:
+    """Wait until the service runs its desired count (one deployment, all tasks running) and as
+    many targets are healthy in its target group; return why not by the deadline, or None.
+
+    A rollout COMPLETED says nothing about traffic: a service at 0 tasks completes with 0 tasks,
+    and a forward to a target group with no healthy targets answers 503.
+    """
+    deadline = poller.clock() + timeout
+    while True:
+        desc = describe_service(ecs, poller, cluster, service).description
+        desired, deployments = desc.get("desiredCount", 0), desc.get("deployments", [])
+        running = sum(d.get("runningCount", 0) for d in deployments)
+        healthy = healthy_targets(elbv2, poller, target_group_arn)
+        if desired > 0 and len(deployments) == 1 and running == desired and healthy >= desired:
+            poller.log(f"{service}: {running} of {desired} tasks running, {healthy} healthy targets.")
+            return None
+        if poller.clock() > deadline:
+            return (
+                f"{service} did not reach {desired} running tasks with healthy targets within {int(timeout)}s "
+                f"({running} running, {healthy} healthy)"
+            )
+        poller.log(f"Waiting for {service}: {running} of {desired} tasks running, {healthy} healthy targets.")
+        poller.wait()
+
+
+def forward_action(actions: list[dict]) -> dict | None:
+    """The forward among a listener's or rule's actions (an authenticate action may come first)."""
+    ordered = sorted(enumerate(actions), key=lambda pair: (pair[1].get("Order", 0), pair[0]))
+    return next((action for _, action in ordered if action.get("Type") == "forward"), None)
+
+
+def target_groups(action: dict) -> list[dict]:
+    """A forward's target groups with weights; a plain TargetGroupArn is all of the traffic."""
+    groups = action.get("ForwardConfig", {}).get("TargetGroups", [])
+    if not groups and action.get("TargetGroupArn"):
+        groups = [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}]
+    return groups
+
+
+def writable(action: dict) -> dict:
+    """An action as read, made fit to send back: Describe never returns an OIDC client secret, so
+    the action says to keep the existing one."""
+    action = dict(action)
+    if action.get("Type") == "authenticate-oidc" and "ClientSecret" not in action.get("AuthenticateOidcConfig", {}):
+        action["AuthenticateOidcConfig"] = {**action["AuthenticateOidcConfig"], "UseExistingClientSecret": True}
+    return action
+
+
+def _reweigh(action: dict, weights: dict[str, int]) -> dict:
+    """The forward with these weights for the named target groups; other groups and the
+    stickiness config are kept as they are."""
+    config = dict(action.get("ForwardConfig", {}))
+    groups = [
+        {"TargetGroupArn": g["TargetGroupArn"], "Weight": weights.get(g["TargetGroupArn"], g.get("Weight", 1))}
+        for g in target_groups(action)
+    ]
+    present = {g["TargetGroupArn"] for g in groups}
+    groups += [{"TargetGroupArn": arn, "Weight": w} for arn, w in weights.items() if arn not in present]
+    config["TargetGroups"] = groups
+    rest = {k: v for k, v in action.items() if k not in ("TargetGroupArn", "ForwardConfig")}
+    return {**rest, "ForwardConfig": config}
+
+
+def _shifted(actions: list[dict], weights: dict[str, int]) -> list[dict] | None:
+    """The actions with the forward reweighed, or None when the forward names none of the groups."""
+    forward = forward_action(actions)
+    if forward is None or not {g["TargetGroupArn"] for g in target_groups(forward)} & set(weights):
+        return None
+    return [_reweigh(a, weights) if a is forward else writable(a) for a in actions]
+
+
+def set_listener_weights(elbv2, poller: Poller, listener_arn: str, weights: dict[str, int]) -> None:
+    """Give the target groups these weights in the listener's default forward and in every rule of
+    the listener that forwards to one of them.
+
+    ModifyListener and ModifyRule replace the whole action list, so each list is read and written
+    back as it was (order, authenticate actions, stickiness), only the forward's weights changed.
+    """
+    listener = poller.call(elbv2.describe_listeners, ListenerArns=[listener_arn])["Listeners"][0]
+    actions = _shifted(listener.get("DefaultActions", []), weights)
+    if actions is None:
+        raise StepFailed(f"The listener {listener_arn} has no forward to the blue or green target group.")
+    poller.call(elbv2.modify_listener, ListenerArn=listener_arn, DefaultActions=actions)
+    rules = poller.call(elbv2.describe_rules, ListenerArn=listener_arn).get("Rules", [])
+    for rule in rules:
+        actions = None if rule.get("IsDefault") else _shifted(rule.get("Actions", []), weights)
+        if actions is not None:
+            poller.call(elbv2.modify_rule, RuleArn=rule["RuleArn"], Actions=actions)
+            poller.log(f"Listener rule {rule.get('Priority')} shifted with the default action.")
+
+
+def point_listener(elbv2, poller: Poller, listener_arn: str, target_group_arn: str) -> None:
+    """Forward all of the (test) listener's traffic to one target group, changing nothing else."""
+    listener = poller.call(elbv2.describe_listeners, ListenerArns=[listener_arn])["Listeners"][0]
+    actions = listener.get("DefaultActions", [])
+    forward = forward_action(actions)
+    if forward is None:
+        raise StepFailed(f"The test listener {listener_arn} has no forward action to point at the idle colour.")
+    pointed = {k: v for k, v in forward.items() if k not in ("TargetGroupArn", "ForwardConfig")}
+    if "ForwardConfig" in forward:
+        config = {**forward["ForwardConfig"], "TargetGroups": [{"TargetGroupArn": target_group_arn, "Weight": 1}]}
+        pointed["ForwardConfig"] = config
+    else:
+        pointed["TargetGroupArn"] = target_group_arn
+    actions = [pointed if a is forward else writable(a) for a in actions]
+    poller.call(elbv2.modify_listener, ListenerArn=listener_arn, DefaultActions=actions)

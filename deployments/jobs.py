@@ -32,6 +32,8 @@ UPDATE = "Update the service"
 ROLLOUT = "Wait for the rollout"
 BAKE = "Bake: alarms and smoke tests"
 SHIFT = "Shift traffic"
+SMOKE = "Smoke-test the idle colour"
+SCALE_DOWN = "Scale down the old colour"
 
 
 class Deploy:
@@ -217,6 +219,8 @@ class Deploy:
 
     # --- Blue/green ------------------------------------------------------------------------------
     def run_blue_green(self, *, migrate: bool) -> dict:
+        """Deploy to the idle colour at the live colour's size, test it through the test listener,
+        shift the weights step by step with a bake at each, then scale the old colour down."""
         p, ctx = self.p, self.ctx
         live = p["live_color"]
         idle = Color.GREEN if live == Color.BLUE else Color.BLUE
@@ -224,6 +228,7 @@ class Deploy:
         groups = {Color.BLUE: p["blue_target_group_arn"], Color.GREEN: p["green_target_group_arn"]}
         elbv2 = aws.client("elbv2", p["aws_region"], p.get("role_arn", ""))
         steps = p["traffic_steps"] or [100]
+        scale_down = p.get("scale_down_old_color", True)
         ctx.plan(
             [
                 READ,
@@ -231,14 +236,21 @@ class Deploy:
                 MIGRATE,
                 UPDATE,
                 ROLLOUT,
-                "Smoke-test the idle colour",
+                SMOKE,
                 *[f"{SHIFT} to {s}%" for s in steps],
+                *([f"{SCALE_DOWN} ({live})"] if scale_down else []),
             ]
         )
         ctx.log.info("Blue/green: %s is live; deploying %s to %s.", live, p["release"]["tag"], idle)
         try:
             with ctx.step(READ):
                 current = ecs.describe_service(self.ecs, self.poller, p["ecs_cluster"], services[live])
+                size = current.description.get("desiredCount", 0)
+                if size < 1:
+                    raise StepFailed(
+                        f"The live colour's service {services[live]} has a desired count of 0, so there is no "
+                        f"size to give {idle}; set the live service's desired count first."
+                    )
                 self.preflight()
             with ctx.step(REGISTER):
                 new = ecs.register_revision(
@@ -249,7 +261,12 @@ class Deploy:
                 )
             self.migrate(new, current, migrate)
             with ctx.step(UPDATE):
-                deployment_id = ecs.update_service(self.ecs, self.poller, p["ecs_cluster"], services[idle], new)
+                # The idle colour may be at 0 tasks (terraform keeps green there): it gets the live
+                # colour's size in the same call, or its rollout completes with no task at all.
+                deployment_id = ecs.update_service(
+                    self.ecs, self.poller, p["ecs_cluster"], services[idle], new, desired_count=size
+                )
+                ctx.log.info("%s: %s at %s tasks (the size of %s).", services[idle], new, size, live)
             with ctx.step(ROLLOUT):
                 rollout = ecs.wait_for_rollout(
                     self.ecs,
@@ -262,7 +279,23 @@ class Deploy:
                 )
                 if not rollout.completed:
                     raise StepFailed(f"The {idle} service did not roll out: {rollout.reason}")
-            with ctx.step("Smoke-test the idle colour"):
+                problem = ecs.wait_for_capacity(
+                    self.ecs,
+                    elbv2,
+                    self.poller,
+                    p["ecs_cluster"],
+                    services[idle],
+                    groups[idle],
+                    p["rollout_timeout_seconds"],
+                )
+                if problem:
+                    raise StepFailed(f"The {idle} colour is not ready for traffic: {problem}.")
+            with ctx.step(SMOKE):
+                if p["test_listener_arn"]:
+                    ecs.point_listener(elbv2, self.poller, p["test_listener_arn"], groups[idle])
+                    ctx.log.info("The test listener forwards to %s.", idle)
+                else:
+                    ctx.log.warning("No test listener is configured: the smoke test URL is used as it is.")
                 checks = [{"url": p["test_url"], "expected_status": 200}] if p["test_url"] else p["smoke_checks"]
                 failures = ecs.smoke_test(checks)
                 if failures:
@@ -300,7 +333,16 @@ class Deploy:
             ctx.log.warning("All traffic back on %s: %s", live, reason)
             return {"live_color": live, "reason": reason}
         self.deployment.environment.went_live(self.deployment.release_id, color=idle)
-        ctx.log.info("%s is live; %s keeps running for an instant rollback.", idle, live)
+        if not scale_down:
+            ctx.log.info("%s is live; %s keeps running for an instant shift back.", idle, live)
+            return {"live_color": idle, "task_definition": new}
+        with ctx.step(f"{SCALE_DOWN} ({live})"):
+            try:
+                ecs.scale_service(self.ecs, self.poller, p["ecs_cluster"], services[live], 0)
+            except (ClientError, BotoCoreError) as failure:  # the deploy is done: say so, do not undo it
+                ctx.log.warning("%s is live, but %s could not be scaled down: %s", idle, services[live], failure)
+            else:
+                ctx.log.info("%s is live; %s is scaled down to 0 tasks.", idle, services[live])
         return {"live_color": idle, "task_definition": new}
 
 

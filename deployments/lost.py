@@ -28,17 +28,17 @@ def _describe(run: Run, service_name: str) -> tuple[str, dict]:
 
 
 def _shares(run: Run) -> dict[str, float]:
-    """Each target group's share of the traffic in percent. Forward weights are relative (a single
-    group weighted 1 takes it all), and an action may name one group with no ForwardConfig."""
+    """Each target group's share of the traffic in percent, read from the listener's forward action
+    (an authenticate action may come before it). Forward weights are relative (a single group
+    weighted 1 takes it all), and an action may name one group with no ForwardConfig."""
     p = run.params
     elbv2 = aws.client("elbv2", p["aws_region"], p.get("role_arn", ""))
     listener = elbv2.describe_listeners(ListenerArns=[p["listener_arn"]])["Listeners"][0]
-    action = listener["DefaultActions"][0]
-    groups = action.get("ForwardConfig", {}).get("TargetGroups", [])
-    if not groups and action.get("TargetGroupArn"):
-        groups = [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}]
+    action = ecs.forward_action(listener.get("DefaultActions", [])) or {}
     colours = {p["blue_target_group_arn"]: "blue", p["green_target_group_arn"]: "green"}
-    weights = {colours.get(g["TargetGroupArn"], g["TargetGroupArn"]): g.get("Weight", 1) for g in groups}
+    weights = {
+        colours.get(g["TargetGroupArn"], g["TargetGroupArn"]): g.get("Weight", 1) for g in ecs.target_groups(action)
+    }
     total = sum(weights.values())
     return {name: round(100 * weight / total, 1) if total else 0 for name, weight in weights.items()}
 

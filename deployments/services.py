@@ -4,6 +4,7 @@ otherwise changes state, audits and enqueues in one transaction."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from deployments.models import DIGEST_PATTERN, TAG_PATTERN, Deployment, DeploymentKind, Release
@@ -141,6 +142,7 @@ def _params(environment: Environment, release: Release) -> dict:
         "environment": environment.name,
         "release": {"id": release.pk, "tag": release.tag, "digest": release.digest, "image": release.image},
         "previous_release_id": environment.live_release_id,
+        "scale_down_old_color": settings.BLUE_GREEN_SCALE_DOWN,
     }
 
 

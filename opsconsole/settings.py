@@ -195,6 +195,9 @@ if AWS_ROLE_EXTERNAL_ID and not re.fullmatch(r"[\w+=,.@:/-]{2,1224}", AWS_ROLE_E
 
 # Deploys: how often the worker polls AWS while waiting (migrations, rollouts, bake alarms).
 DEPLOY_POLL_MS = env_int("DEPLOY_POLL_MS", 5000, minimum=10)
+# Blue/green: scale the old colour to 0 tasks once the new one has baked at 100% (copied into each
+# run at launch). Off keeps it running for an instant shift back, at the cost of a second fleet.
+BLUE_GREEN_SCALE_DOWN = env_bool("BLUE_GREEN_SCALE_DOWN", True)
 # Deploy verification by Prometheus (docs/deployments.md): the server an environment's PromQL check
 # asks when the environment names no URL of its own, and how long one query may take.
 PROMETHEUS_URL = env_url("PROMETHEUS_URL", ("http", "https")) or ""

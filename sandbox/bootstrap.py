@@ -23,6 +23,8 @@ REPOSITORY = "sentinel-api"
 TAGS = ("v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0-broken")
 ENVIRONMENTS = ("staging", "production")
 DR_REGION = "us-west-2"
+TEST_PORT = 8443
+OFFICE_CIDR = "198.51.100.0/24"  # terraform/env/*.tfvars test_listener_cidrs (a documentation range)
 BACKUP_BUCKETS = {REGION: "sentinel-backups-us-east-1", DR_REGION: "sentinel-backups-us-west-2"}
 
 
@@ -37,6 +39,8 @@ class StackEnvironment:
     alarm_names: list[str]
     listener_arn: str = ""
     test_listener_arn: str = ""
+    live_url: str = ""  # the listeners as the sandbox's load balancer model answers them
+    test_url: str = ""
     blue_target_group_arn: str = ""
     green_target_group_arn: str = ""
     db_instance: str = ""
@@ -72,6 +76,11 @@ def clients(endpoint: str, region: str = REGION):
     return make
 
 
+def listener_url(endpoint: str, load_balancer: str, port: int, path: str = "/healthz") -> str:
+    """Where the sandbox answers as the load balancer's listener on `port` (sandbox.strict.elbv2)."""
+    return f"{endpoint}/moto-api/sandbox/alb/{load_balancer}/{port}{path}"
+
+
 def _manifest(tag: str) -> str:
     layer = hashlib.sha256(tag.encode()).hexdigest()
     return json.dumps(
@@ -98,6 +107,7 @@ def _manifest(tag: str) -> str:
 def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) -> Stack:
     make = clients(endpoint)
     ecr, ecs, cloudwatch, ec2, elbv2 = make("ecr"), make("ecs"), make("cloudwatch"), make("ec2"), make("elbv2")
+    acm = make("acm")
 
     repo = ecr.create_repository(repositoryName=REPOSITORY)["repository"]
     stack = Stack(endpoint=endpoint, repository_uri=repo["repositoryUri"])
@@ -138,17 +148,49 @@ def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) ->
                 }
             ],
         )["taskDefinition"]["taskDefinitionArn"]
-        alb = elbv2.create_load_balancer(Name=f"sentinel-{name}", Subnets=subnets)["LoadBalancers"][0]
+        # The load balancer as terraform/alb.tf and vpc.tf make it: HTTPS for live traffic, the
+        # test listener on 8443 reachable only from the office/VPN range, HTTP redirected.
+        alb_group = ec2.create_security_group(
+            GroupName=f"sentinel-{name}-alb", Description="Public HTTPS to the load balancer", VpcId=vpc
+        )["GroupId"]
+        ec2.authorize_security_group_ingress(
+            GroupId=alb_group,
+            IpPermissions=[
+                *(
+                    {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+                    for port in (80, 443)
+                ),
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": TEST_PORT,
+                    "ToPort": TEST_PORT,
+                    "IpRanges": [{"CidrIp": cidr} for cidr in (OFFICE_CIDR, "10.0.0.0/16")],
+                },
+            ],
+        )
+        alb = elbv2.create_load_balancer(Name=f"sentinel-{name}", Subnets=subnets, SecurityGroups=[alb_group])[
+            "LoadBalancers"
+        ][0]
+        certificate = acm.request_certificate(DomainName=f"api.{name}.sentinel.example.com")["CertificateArn"]
         groups = {
             color: elbv2.create_target_group(
                 Name=f"sentinel-{name}-{color}", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip"
             )["TargetGroups"][0]["TargetGroupArn"]
             for color in ("blue", "green")
         }
-        listener = elbv2.create_listener(
+        elbv2.create_listener(
             LoadBalancerArn=alb["LoadBalancerArn"],
             Protocol="HTTP",
             Port=80,
+            DefaultActions=[
+                {"Type": "redirect", "RedirectConfig": {"Port": "443", "Protocol": "HTTPS", "StatusCode": "HTTP_301"}}
+            ],
+        )
+        listener = elbv2.create_listener(
+            LoadBalancerArn=alb["LoadBalancerArn"],
+            Protocol="HTTPS",
+            Port=443,
+            Certificates=[{"CertificateArn": certificate}],
             DefaultActions=[
                 {
                     "Type": "forward",
@@ -163,17 +205,22 @@ def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) ->
         )["Listeners"][0]["ListenerArn"]
         test_listener = elbv2.create_listener(
             LoadBalancerArn=alb["LoadBalancerArn"],
-            Protocol="HTTP",
-            Port=8080,
+            Protocol="HTTPS",
+            Port=TEST_PORT,
+            Certificates=[{"CertificateArn": certificate}],
             DefaultActions=[{"Type": "forward", "TargetGroupArn": groups["green"]}],
         )["Listeners"][0]["ListenerArn"]
         services = {}
-        for color, service in (("blue", f"sentinel-api-{name}"), ("green", f"sentinel-api-{name}-green")):
+        # Green is the standby at 0 tasks (terraform/ecs.tf); a blue/green deploy scales it up.
+        for color, service, count in (
+            ("blue", f"sentinel-api-{name}", 2),
+            ("green", f"sentinel-api-{name}-green", 0),
+        ):
             ecs.create_service(
                 cluster=cluster,
                 serviceName=service,
                 taskDefinition=definition,
-                desiredCount=2,
+                desiredCount=count,
                 launchType="FARGATE",
                 loadBalancers=[{"targetGroupArn": groups[color], "containerName": "api", "containerPort": 8000}],
             )
@@ -200,6 +247,8 @@ def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) ->
             alarm_names=alarms,
             listener_arn=listener,
             test_listener_arn=test_listener,
+            live_url=listener_url(endpoint, f"sentinel-{name}", 443),
+            test_url=listener_url(endpoint, f"sentinel-{name}", TEST_PORT),
             blue_target_group_arn=groups["blue"],
             green_target_group_arn=groups["green"],
         )

@@ -138,7 +138,7 @@ def seed(stack: Stack, var_dir: Path, console_url: str) -> Demo:
                 test_listener_arn=s.test_listener_arn,
                 blue_target_group_arn=s.blue_target_group_arn,
                 green_target_group_arn=s.green_target_group_arn,
-                test_url=health,
+                test_url=s.test_url or health,  # the test listener, as the sandbox answers it
                 traffic_steps=[10, 100],
                 live_color="blue",
             ),

@@ -6,6 +6,8 @@ moto keeps a service's first deployment forever and never moves `rolloutState`. 
   running); the previous PRIMARY becomes ACTIVE.
 - Each describe_services advances it by the clock: tasks start over ROLLOUT_SECONDS, then the
   deployment is COMPLETED and the older deployments drain away.
+- update_service with only a new desired count scales the PRIMARY deployment: tasks stop at once
+  on a scale-in, and start over ROLLOUT_SECONDS on a scale-out (rolloutState does not move).
 - If the new task definition's image tag ends in `-broken`, the tasks "fail to start": after
   FAIL_SECONDS the deployment is FAILED with a circuit-breaker reason, a service event says so,
   and (as ECS does with rollback on) a new PRIMARY deployment of the last completed task
@@ -92,8 +94,34 @@ def _start_rollout(backend, service, task_definition: str) -> None:
     _event(service, f"(service {service.name}) has started 1 tasks: (task {mock_random.uuid4()}).")
 
 
+def _scale(service, desired: int) -> None:
+    primary = next((d for d in service.deployments if d["status"] == "PRIMARY"), None)
+    if primary is None:
+        return
+    running = min(int(primary.get("runningCount") or 0), desired)
+    primary.update(desiredCount=desired, runningCount=running, pendingCount=desired - running, updatedAt=_now())
+    service.running_count, service.pending_count = running, desired - running
+    if running < desired:
+        primary["_scaling"] = (running, time.monotonic())
+
+
+def _advance_scaling(service, primary: dict) -> None:
+    start, started = primary["_scaling"]
+    desired = primary["desiredCount"]
+    elapsed = time.monotonic() - started
+    running = desired if elapsed >= ROLLOUT_SECONDS else start + int((desired - start) * elapsed / ROLLOUT_SECONDS)
+    primary.update(runningCount=running, pendingCount=desired - running, updatedAt=_now())
+    service.running_count, service.pending_count = running, desired - running
+    if running >= desired:
+        del primary["_scaling"]
+        _event(service, f"(service {service.name}) has reached a steady state.")
+
+
 def advance(backend, service) -> None:
     primary = next((d for d in service.deployments if d["status"] == "PRIMARY"), None)
+    if primary is not None and "_scaling" in primary and primary.get("rolloutState") != "IN_PROGRESS":
+        _advance_scaling(service, primary)
+        return
     if primary is None or primary.get("rolloutState") != "IN_PROGRESS" or "_started" not in primary:
         return
     elapsed = time.monotonic() - primary["_started"]
@@ -153,13 +181,19 @@ def install() -> None:
         cluster = service_properties.get("cluster", "default")
         name = service_properties["service"].split("/")[-1]
         new_definition = service_properties.get("task_definition")
+        desired = service_properties.get("desired_count")
+        force = service_properties.get("force_new_deployment")
         before = self._get_service(cluster, name).task_definition
         service = original_update(self, service_properties)
+        started = False
         if new_definition:
             arn = self.describe_task_definition(new_definition).arn
             service.task_definition = before
-            if arn != before or service_properties.get("force_new_deployment"):
+            if arn != before or force:
                 _start_rollout(self, service, arn)
+                started = True
+        if desired is not None and not started:
+            _scale(service, int(desired))
         return service
 
     def describe_services(self, cluster_str, service_names_or_arns):

@@ -59,7 +59,8 @@ resource "aws_lb_listener" "http" {
 }
 
 # Live traffic: weighted between blue and green. The console moves the weights during a
-# blue/green deploy, so Terraform ignores them after creation.
+# blue/green deploy (and in any listener rule that forwards to a colour, keeping authenticate
+# actions and stickiness), so Terraform ignores them after creation.
 resource "aws_lb_listener" "https" {
   load_balancer_arn = aws_lb.api.arn
   port              = 443
@@ -86,7 +87,9 @@ resource "aws_lb_listener" "https" {
   }
 }
 
-# The test listener reaches green before it takes live traffic (smoke tests).
+# The test listener reaches the idle colour before it takes live traffic: the console points its
+# forward at the idle colour's target group before each smoke test, so Terraform ignores the
+# action after creation. Reachable from var.test_listener_cidrs and the VPC only (vpc.tf).
 resource "aws_lb_listener" "test" {
   load_balancer_arn = aws_lb.api.arn
   port              = 8443
@@ -97,6 +100,10 @@ resource "aws_lb_listener" "test" {
   default_action {
     type             = "forward"
     target_group_arn = aws_lb_target_group.green.arn
+  }
+
+  lifecycle {
+    ignore_changes = [default_action]
   }
 }
 

@@ -89,8 +89,11 @@ resource "aws_ecs_task_definition" "api" {
   }])
 }
 
-# Blue is the live service behind the blue target group; green is the standby the console's
-# blue/green deploy scales up, tests on the test listener and shifts traffic to.
+# Blue and green take turns: blue starts live behind the blue target group, green starts as the
+# standby at 0 tasks. A blue/green deploy gives the idle colour the live colour's desired count in
+# the same UpdateService as the new task definition, waits for its targets to be healthy, tests it
+# on the test listener, shifts the weights, and after the bake scales the old colour to 0
+# (BLUE_GREEN_SCALE_DOWN, docs/deployments.md).
 resource "aws_ecs_service" "api" {
   name            = "${local.name}-api"
   cluster         = aws_ecs_cluster.sentinel.id
@@ -118,7 +121,7 @@ resource "aws_ecs_service" "api" {
   }
 
   # The console deploys new task definitions and moves the desired count; Terraform must not
-  # undo a deploy on the next apply.
+  # undo a deploy (or a scale-down) on the next apply.
   lifecycle {
     ignore_changes = [task_definition, desired_count]
   }
@@ -130,7 +133,7 @@ resource "aws_ecs_service" "api_green" {
   name            = "${local.name}-api-green"
   cluster         = aws_ecs_cluster.sentinel.id
   task_definition = aws_ecs_task_definition.api.arn
-  desired_count   = 0
+  desired_count   = 0 # at creation only: the console sizes it (see above)
   launch_type     = "FARGATE"
 
   deployment_circuit_breaker {
@@ -149,6 +152,7 @@ resource "aws_ecs_service" "api_green" {
     container_port   = 8000
   }
 
+  # The console moves both; Terraform must not undo a deploy (or a scale-down) on the next apply.
   lifecycle {
     ignore_changes = [task_definition, desired_count]
   }

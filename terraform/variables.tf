@@ -99,6 +99,17 @@ variable "api_desired_count" {
   default = 2
 }
 
+variable "test_listener_cidrs" {
+  description = "Office/VPN ranges that reach the test listener (8443), where the console smoke-tests the idle colour; the VPC always does."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for cidr in var.test_listener_cidrs : can(cidrhost(cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], cidr)])
+    error_message = "Give office or VPN CIDR ranges; the test listener must not be open to the internet."
+  }
+}
+
 variable "certificate_arn" {
   description = "ACM certificate for the HTTPS listener."
   type        = string

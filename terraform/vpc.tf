@@ -21,6 +21,15 @@ resource "aws_security_group" "alb" {
     cidr_blocks = ["0.0.0.0/0"]
   }
 
+  # The test listener: only the office/VPN and the VPC (where the console's workers may run).
+  ingress {
+    description = "Test listener (smoke tests of the idle colour)"
+    from_port   = 8443
+    to_port     = 8443
+    protocol    = "tcp"
+    cidr_blocks = concat(var.test_listener_cidrs, [var.vpc_cidr])
+  }
+
   ingress {
     description = "HTTP, redirected to HTTPS"
     from_port   = 80

@@ -16,3 +16,4 @@ domain_name           = "api.sentinel.example.com"
 hosted_zone_id        = "Z0PRODUCTION"
 backup_retention_days = 35
 deletion_protection   = true
+test_listener_cidrs   = ["198.51.100.0/24"] # office/VPN (a documentation range: set yours)

@@ -15,3 +15,4 @@ certificate_arn      = "arn:aws:acm:us-east-1:123456789012:certificate/staging"
 domain_name          = "api.staging.sentinel.example.com"
 hosted_zone_id       = "Z0STAGING"
 deletion_protection  = false
+test_listener_cidrs  = ["198.51.100.0/24"] # office/VPN (a documentation range: set yours)

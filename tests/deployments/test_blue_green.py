@@ -64,10 +64,15 @@ def test_a_blue_green_deploy_shifts_all_traffic_to_the_idle_colour(users, bluegr
     assert Deployment.objects.get(run=run).color == Color.GREEN
     messages = list(run.events.values_list("message", flat=True))
     assert "10% of traffic to green." in messages and "100% of traffic to green." in messages
-    # The old colour keeps running the old release for an instant shift back.
+    # Green got blue's size with the new revision; after the bake blue, still on the old
+    # release, is scaled down (BLUE_GREEN_SCALE_DOWN, on by default).
     ecs = clients(stack.endpoint)("ecs")
-    blue = ecs.describe_services(cluster=bluegreen.ecs_cluster, services=[bluegreen.ecs_service])["services"][0]
-    assert blue["taskDefinition"].endswith(":1")
+    found = ecs.describe_services(
+        cluster=bluegreen.ecs_cluster, services=[bluegreen.ecs_service, bluegreen.green_service]
+    )
+    blue, green = found["services"]
+    assert blue["taskDefinition"].endswith(":1") and blue["desiredCount"] == 0
+    assert green["taskDefinition"].endswith(":2") and green["desiredCount"] == 2
 
 
 def test_a_failing_idle_colour_never_gets_traffic(users, bluegreen, releases, stack, health_server):

@@ -59,3 +59,32 @@ def test_a_plain_target_group_action_is_read_as_all_traffic_to_that_group(bluegr
     message, facts = service_left_behind(lost_run(bluegreen))
     assert facts["on"] == "new", message
     assert "all traffic goes to green" in message
+
+
+def test_the_forward_is_read_behind_an_authenticate_action(bluegreen, stack):
+    elbv2 = clients(stack.endpoint)("elbv2")
+    groups = [
+        {"TargetGroupArn": bluegreen.blue_target_group_arn, "Weight": 3},
+        {"TargetGroupArn": bluegreen.green_target_group_arn, "Weight": 1},
+    ]
+    elbv2.modify_listener(
+        ListenerArn=bluegreen.listener_arn,
+        DefaultActions=[
+            {
+                "Type": "authenticate-oidc",
+                "Order": 1,
+                "AuthenticateOidcConfig": {
+                    "Issuer": "https://idp.example.com",
+                    "AuthorizationEndpoint": "https://idp.example.com/authorize",
+                    "TokenEndpoint": "https://idp.example.com/token",
+                    "UserInfoEndpoint": "https://idp.example.com/userinfo",
+                    "ClientId": "sentinel",
+                    "ClientSecret": "secret",
+                },
+            },
+            {"Type": "forward", "Order": 2, "ForwardConfig": {"TargetGroups": groups}},
+        ],
+    )
+    message, facts = service_left_behind(lost_run(bluegreen))
+    assert facts["on"] == "split", message
+    assert "traffic is SPLIT: blue 75%, green 25%" in message

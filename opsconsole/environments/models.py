@@ -115,7 +115,7 @@ class Environment(models.Model):
         max_length=300,
         blank=True,
         validators=[validate_http_url],
-        help_text="e.g. http://prometheus:9090; empty: the PROMETHEUS_URL setting."
+        help_text="e.g. http://prometheus:9090; empty: the PROMETHEUS_URL setting.",
     )
     prometheus_query = models.TextField(
         blank=True,

@@ -276,7 +276,10 @@ def bake(
             logged = alarms.describe()
             poller.log(f"Alarms watched: {logged}.")
         if alarms.missing:
-            return missing_alarms_problem(alarms.missing) + " (was it deleted during the bake?)"
+            return (
+                f"CloudWatch no longer has the alarm {', '.join(alarms.missing)} (deleted during the bake?); "
+                "the deploy could not be verified"
+            )
         firing = alarms.in_state("ALARM")
         if firing:
             return "alarm in ALARM during bake: " + ", ".join(f"{a.name} ({a.reason})" for a in firing)

@@ -54,6 +54,7 @@ class EnvironmentAdmin(AuditedAdmin):
                     "smoke_checks",
                     "alarm_names",
                     "bake_seconds",
+                    "insufficient_data",
                     "rollout_timeout_seconds",
                     "migration_timeout_seconds",
                 ]

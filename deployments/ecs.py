@@ -166,15 +166,64 @@ def wait_for_rollout(
         poller.wait()
 
 
-def alarms_in_alarm(cloudwatch, poller: Poller, names: list[str]) -> list[str]:
-    if not names:
-        return []
-    found = poller.call(cloudwatch.describe_alarms, AlarmNames=names)
-    return [
-        f"{a['AlarmName']} ({a.get('StateReason', '')})"
-        for a in found.get("MetricAlarms", [])
-        if a.get("StateValue") == "ALARM"
-    ]
+ALARM_TYPES = ["MetricAlarm", "CompositeAlarm"]
+NAMES_PER_CALL = 100  # DescribeAlarms takes at most 100 AlarmNames
+
+
+@dataclass(frozen=True)
+class Alarm:
+    name: str
+    state: str  # OK, ALARM or INSUFFICIENT_DATA
+    reason: str
+    composite: bool
+
+    def describe(self) -> str:
+        return f"{self.name}{' (composite)' if self.composite else ''}: {self.state}"
+
+
+@dataclass(frozen=True)
+class Alarms:
+    """The named alarms as CloudWatch reports them, in the order named; `missing`: names it does not know."""
+
+    found: list[Alarm]
+    missing: list[str]
+
+    def in_state(self, state: str) -> list[Alarm]:
+        return [a for a in self.found if a.state == state]
+
+    def describe(self) -> str:
+        return "; ".join(a.describe() for a in self.found) or "none"
+
+
+def read_alarms(cloudwatch, poller: Poller, names: list[str]) -> Alarms:
+    """Metric and composite alarms by name, 100 names a call, every page of each answer.
+
+    Without AlarmTypes DescribeAlarms returns metric alarms only, and a name it does not know is
+    simply absent from the answer (no error): both would let an alarm go unwatched, so both
+    types are asked for and the absent names are returned as `missing`.
+    """
+    by_name: dict[str, Alarm] = {}
+    names = list(dict.fromkeys(names))
+    for start in range(0, len(names), NAMES_PER_CALL):
+        request = {"AlarmNames": names[start : start + NAMES_PER_CALL], "AlarmTypes": ALARM_TYPES, "MaxRecords": 100}
+        while True:
+            page = poller.call(cloudwatch.describe_alarms, **request)
+            for kind, composite in (("MetricAlarms", False), ("CompositeAlarms", True)):
+                for a in page.get(kind, []):
+                    by_name[a["AlarmName"]] = Alarm(
+                        a["AlarmName"], a.get("StateValue", ""), a.get("StateReason", ""), composite
+                    )
+            if not page.get("NextToken"):
+                break
+            request["NextToken"] = page["NextToken"]
+    return Alarms([by_name[n] for n in names if n in by_name], [n for n in names if n not in by_name])
+
+
+def missing_alarms_problem(missing: list[str]) -> str:
+    return (
+        f"CloudWatch has no alarm named {', '.join(missing)}: the bake cannot watch "
+        f"{'it' if len(missing) == 1 else 'them'}. Fix the environment's alarm names (or create the alarms)"
+    )
 
 
 def smoke_test(checks: list[dict], timeout: float = 10) -> list[str]:
@@ -204,9 +253,15 @@ def bake(
     smoke_checks: list[dict],
     seconds: float,
     check: prometheus.Check | None = None,
+    insufficient_data_passes: bool = False,
 ) -> str | None:
     """Run the smoke tests, then watch alarms (and the Prometheus check) for `seconds`; return the
     first problem, or None.
+
+    An alarm in ALARM ends the bake at once; so does a named alarm that CloudWatch no longer
+    knows. An alarm in INSUFFICIENT_DATA is only a pass at the end of the bake when the
+    environment says so (`insufficient_data_passes`): by default an alarm without data has not
+    shown the deploy is good. The watched alarms and their states are logged when they change.
 
     The Prometheus check is evaluated at every poll: a breach ends the bake at once, and so does an
     expression Prometheus refuses. When Prometheus cannot answer (unreachable, no data), the bake
@@ -219,16 +274,34 @@ def bake(
     if smoke_checks:
         poller.log(f"Smoke tests passed ({len(smoke_checks)} checks).")
     deadline = poller.clock() + seconds
+    logged = None
     while True:
-        firing = alarms_in_alarm(cloudwatch, poller, alarm_names)
+        alarms = read_alarms(cloudwatch, poller, alarm_names) if alarm_names else Alarms([], [])
+        if alarm_names and alarms.describe() != logged:
+            logged = alarms.describe()
+            poller.log(f"Alarms watched: {logged}.")
+        if alarms.missing:
+            return (
+                f"CloudWatch no longer has the alarm {', '.join(alarms.missing)} (deleted during the bake?); "
+                "the deploy could not be verified"
+            )
+        firing = alarms.in_state("ALARM")
         if firing:
-            return "alarm in ALARM during bake: " + ", ".join(firing)
+            return "alarm in ALARM during bake: " + ", ".join(f"{a.name} ({a.reason})" for a in firing)
         unverified = None
         if check is not None:
             problem, unverified = verify(check, poller)
             if problem:
                 return problem
         if poller.clock() >= deadline:
+            no_data = ", ".join(a.name for a in alarms.in_state("INSUFFICIENT_DATA"))
+            if no_data and not insufficient_data_passes:
+                return (
+                    f"alarm in INSUFFICIENT_DATA at the end of the bake: {no_data}; the deploy could not be "
+                    "verified (the environment counts INSUFFICIENT_DATA as a failure)"
+                )
+            if no_data:
+                poller.log(f"{no_data}: INSUFFICIENT_DATA, counted as a pass (the environment's policy).")
             if unverified:
                 return f"Prometheus verification failed: {unverified}; the deploy could not be verified"
             return None

@@ -18,7 +18,7 @@ from deployments.models import Deployment
 from deployments.services import lock_after_rollback
 from opsconsole import aws
 from opsconsole.aws import Poller, StepFailed
-from opsconsole.environments.models import Color, Strategy
+from opsconsole.environments.models import Color, InsufficientData, Strategy
 from opsconsole.environments.services import check_blockers
 from opsconsole.runs.context import Canceled, RunContext, RunFailed
 from opsconsole.runs.models import Status
@@ -76,7 +76,9 @@ class Deploy:
         )
 
     def preflight(self) -> None:
-        """Ask Prometheus once before the service changes: a deploy it could not verify is not made."""
+        """Before the service changes, make sure the bake can verify the deploy: every alarm it is
+        to watch exists, and Prometheus answers. A deploy that could not be verified is not made."""
+        self.preflight_alarms()
         if self.check is None:
             return
         try:
@@ -87,6 +89,28 @@ class Deploy:
                 "could not be verified."
             ) from None
         self.ctx.log.info("Prometheus answers; the bake checks %s (%s).", self.check.expression, self.check.rule)
+
+    def preflight_alarms(self) -> None:
+        """DescribeAlarms answers a misspelled or deleted name with nothing: refuse it here, or the
+        bake would watch fewer alarms than the environment names and pass."""
+        names = self.p["alarm_names"]
+        if not names:
+            self.ctx.log.info("The environment names no CloudWatch alarm: the bake watches none.")
+            return
+        alarms = ecs.read_alarms(self.cloudwatch, self.poller, names)
+        if alarms.missing:
+            raise StepFailed(ecs.missing_alarms_problem(alarms.missing) + ".")
+        policy = "a pass" if self.insufficient_data_passes else "a failure"
+        self.ctx.log.info(
+            "The bake watches %s alarm(s): %s. INSUFFICIENT_DATA at the end of the bake counts as %s.",
+            len(alarms.found),
+            alarms.describe(),
+            policy,
+        )
+
+    @property
+    def insufficient_data_passes(self) -> bool:
+        return self.p.get("insufficient_data", InsufficientData.FAIL) == InsufficientData.PASS
 
     def run(self, *, migrate: bool) -> dict:
         p, ctx = self.p, self.ctx
@@ -136,7 +160,13 @@ class Deploy:
                 ctx.log.info("Rollout completed.")
             with ctx.step(BAKE):
                 problem = ecs.bake(
-                    self.cloudwatch, self.poller, p["alarm_names"], p["smoke_checks"], p["bake_seconds"], self.check
+                    self.cloudwatch,
+                    self.poller,
+                    p["alarm_names"],
+                    p["smoke_checks"],
+                    p["bake_seconds"],
+                    self.check,
+                    self.insufficient_data_passes,
                 )
                 if problem:
                     raise StepFailed(problem[0].upper() + problem[1:])
@@ -321,6 +351,7 @@ class Deploy:
                         p["smoke_checks"],
                         p["bake_seconds"],
                         self.check,
+                        self.insufficient_data_passes,
                     )
                     if problem:
                         raise StepFailed(problem[0].upper() + problem[1:])

@@ -118,6 +118,7 @@ def _snapshot(environment: Environment) -> dict:
         "smoke_checks",
         "alarm_names",
         "bake_seconds",
+        "insufficient_data",
         "rollout_timeout_seconds",
         "migration_timeout_seconds",
         "green_service",

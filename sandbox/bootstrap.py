@@ -225,18 +225,7 @@ def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) ->
                 loadBalancers=[{"targetGroupArn": groups[color], "containerName": "api", "containerPort": 8000}],
             )
             services[color] = service
-        alarms = [f"sentinel-{name}-5xx-rate", f"sentinel-{name}-p95-latency"]
-        for alarm in alarms:
-            cloudwatch.put_metric_alarm(
-                AlarmName=alarm,
-                MetricName="HTTPCode_Target_5XX_Count" if "5xx" in alarm else "TargetResponseTime",
-                Namespace="AWS/ApplicationELB",
-                Statistic="Sum",
-                Period=60,
-                EvaluationPeriods=1,
-                Threshold=10,
-                ComparisonOperator="GreaterThanThreshold",
-            )
+        alarms = create_bake_alarms(cloudwatch, name, alb["LoadBalancerArn"], groups)
         stack.environments[name] = StackEnvironment(
             name=name,
             cluster=cluster,
@@ -255,6 +244,47 @@ def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) ->
     create_backup_resources(make, stack, environments)
     create_dr_resources(stack, environments)
     return stack
+
+
+def create_bake_alarms(cloudwatch, name: str, load_balancer_arn: str, groups: dict[str, str]) -> list[str]:
+    """The alarms of terraform/alarms.tf, under its names: metric alarms with TreatMissingData
+    notBreaching, and a composite alarm over the unhealthy-host alarms of both colours. Returns
+    the names the bake watches (its alarm_names output)."""
+    prefix = f"sentinel-{name}"
+    balancer = {"Name": "LoadBalancer", "Value": load_balancer_arn.split(":loadbalancer/", 1)[-1]}
+
+    def group(color: str) -> dict:
+        return {"Name": "TargetGroup", "Value": groups[color].rsplit(":", 1)[-1]}
+
+    elb = "AWS/ApplicationELB"
+    metric_alarms = {
+        "api-5xx": (elb, "HTTPCode_Target_5XX_Count", "Sum", 10, [balancer]),
+        "api-latency-p99": (elb, "TargetResponseTime", "Maximum", 2, [balancer]),
+        **{
+            f"api-unhealthy-hosts-{color}": (elb, "UnHealthyHostCount", "Maximum", 0, [balancer, group(color)])
+            for color in ("blue", "green")
+        },
+        "db-cpu": ("AWS/RDS", "CPUUtilization", "Average", 85, [{"Name": "DBInstanceIdentifier", "Value": prefix}]),
+    }
+    for key, (namespace, metric, statistic, threshold, dimensions) in metric_alarms.items():
+        cloudwatch.put_metric_alarm(
+            AlarmName=f"{prefix}-{key}",
+            Namespace=namespace,
+            MetricName=metric,
+            Statistic=statistic,
+            Dimensions=dimensions,
+            Period=60,
+            EvaluationPeriods=3,
+            DatapointsToAlarm=2,
+            Threshold=threshold,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+        )
+    cloudwatch.put_composite_alarm(
+        AlarmName=f"{prefix}-api-unhealthy-hosts",
+        AlarmRule=" OR ".join(f'ALARM("{prefix}-api-unhealthy-hosts-{color}")' for color in ("blue", "green")),
+    )
+    return [f"{prefix}-api-5xx", f"{prefix}-api-latency-p99", f"{prefix}-db-cpu", f"{prefix}-api-unhealthy-hosts"]
 
 
 def create_backup_resources(make, stack: Stack, environments: tuple[str, ...]) -> None:

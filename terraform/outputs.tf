@@ -54,8 +54,11 @@ output "redis_auth_token" {
 }
 
 output "alarm_names" {
-  description = "The alarms the console's deploy bake watches (Environment.alarm_names)."
-  value       = [for alarm in aws_cloudwatch_metric_alarm.bake : alarm.alarm_name]
+  description = "The alarms the console's deploy bake watches (Environment.alarm_names): the per-colour unhealthy-host alarms through their composite."
+  value = concat(
+    [for key, alarm in aws_cloudwatch_metric_alarm.bake : alarm.alarm_name if !startswith(key, "api-unhealthy-hosts-")],
+    [aws_cloudwatch_composite_alarm.unhealthy_hosts.alarm_name],
+  )
 }
 
 output "backup_vault_arn" {

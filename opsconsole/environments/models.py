@@ -33,6 +33,13 @@ class Comparison(models.TextChoices):
     BELOW = "below", "Roll back when the value is below the threshold"
 
 
+class InsufficientData(models.TextChoices):
+    """What an alarm in INSUFFICIENT_DATA at the end of the bake means for the deploy."""
+
+    FAIL = "fail", "Fail: the deploy could not be verified, roll it back"
+    PASS = "pass", "Pass: count an alarm without data as OK"
+
+
 class Color(models.TextChoices):
     BLUE = "blue", "Blue"
     GREEN = "green", "Green"
@@ -110,6 +117,14 @@ class Environment(models.Model):
     )
     alarm_names = models.JSONField(default=list, blank=True, validators=[validate_string_list])
     bake_seconds = models.PositiveIntegerField(default=300)
+    insufficient_data = models.CharField(
+        "Alarms without data",
+        max_length=10,
+        choices=InsufficientData.choices,
+        default=InsufficientData.FAIL,
+        help_text="An alarm in INSUFFICIENT_DATA at the end of the bake. Pass suits an environment whose alarms "
+        "often have no data (little traffic); an alarm in ALARM always fails.",
+    )
     # Verification by Prometheus: evaluated with the alarms during the bake (docs/deployments.md).
     prometheus_url = models.CharField(
         max_length=300,

@@ -132,8 +132,9 @@ def configure(environment, **overrides):
 # --- Expected calls ----------------------------------------------------------------------------------
 
 
-def expect_read_and_register(aws: StubbedAws, release: Release) -> None:
+def expect_read_and_register(aws: StubbedAws, release: Release, alarms=(ALARM,)) -> None:
     aws.ecs.add_response("describe_services", stubs.steady(OLD_TASK_DEFINITION, OLD_DEPLOYMENT), DESCRIBE_SERVICE)
+    expect_alarms(aws, *[stubs.alarm(name) for name in alarms])  # the preflight: every alarm exists
     aws.ecs.add_response(
         "describe_task_definition",
         stubs.describe_task_definition(),
@@ -178,7 +179,11 @@ def ours(rollout_state: str, *, status: str = "PRIMARY", reason: str = "", runni
 
 def expect_alarms(aws: StubbedAws, *alarms: dict) -> None:
     names = [a["AlarmName"] for a in alarms]
-    aws.cloudwatch.add_response("describe_alarms", stubs.describe_alarms(*alarms), {"AlarmNames": names})
+    aws.cloudwatch.add_response(
+        "describe_alarms",
+        stubs.describe_alarms(*alarms),
+        {"AlarmNames": names, "AlarmTypes": ["MetricAlarm", "CompositeAlarm"], "MaxRecords": 100},
+    )
 
 
 def expect_circuit_breaker_rolled_back(aws: StubbedAws, *, events=None) -> None:
@@ -245,7 +250,7 @@ def test_a_deploy_registers_the_same_definition_with_only_the_image_changed_and_
     aws, users, environment, release
 ):
     configure(environment, migration_command=MIGRATE, alarm_names=[ALARM, LATENCY_ALARM])
-    expect_read_and_register(aws, release)
+    expect_read_and_register(aws, release, alarms=(ALARM, LATENCY_ALARM))
     aws.ecs.add_response(
         "run_task",
         stubs.run_task(),
@@ -387,6 +392,7 @@ def test_a_migration_that_exits_1_fails_the_run_without_touching_the_service(aws
     assert "update_service" not in aws.operations()
     assert aws.operations() == [
         "describe_services",
+        "describe_alarms",
         "describe_task_definition",
         "register_task_definition",
         "run_task",
@@ -410,7 +416,7 @@ def test_a_migration_that_exits_1_fails_the_run_without_touching_the_service(aws
 
 def test_an_alarm_going_off_during_the_bake_rolls_back_and_names_the_alarm(aws, users, environment, release):
     configure(environment, alarm_names=[ALARM, LATENCY_ALARM], bake_seconds=60)
-    expect_read_and_register(aws, release)
+    expect_read_and_register(aws, release, alarms=(ALARM, LATENCY_ALARM))
     expect_deploy_update(aws)
     expect_service(aws, NEW_TASK_DEFINITION, [ours("COMPLETED", running=2, reason="done")])
     expect_alarms(aws, stubs.alarm(ALARM), stubs.alarm(LATENCY_ALARM))
@@ -447,7 +453,8 @@ def test_a_smoke_test_answering_500_rolls_back(aws, users, environment, release,
     aws.assert_no_pending_responses()
     assert "smoke test failed" in run.error.lower()
     assert served == ["/healthz"]
-    assert "describe_alarms" not in aws.operations()  # the smoke test failed before the alarms were read
+    # The preflight read the alarms; the bake's smoke test failed before it read them again.
+    assert aws.operations().count("describe_alarms") == 1
     assert steps(run)[5:] == [(jobs.BAKE, "failed"), ("Roll back", "done")]
 
 

@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from opsconsole.access.models import ApiToken
+from opsconsole.access.models import ApiToken, Role, RoleBinding
 from opsconsole.audit.models import AuditEvent, Outcome
 from opsconsole.runs import approvals
 from opsconsole.runs.approvals import approval_deadline, environment_approvals_met, expire_if_due, vote
@@ -223,4 +223,26 @@ def test_a_run_that_already_ended_does_not_expire_again(awaiting):
     Run.objects.filter(pk=awaiting.pk).update(created_at=timezone.now() - timedelta(days=1), status=Status.CANCELED)
     awaiting.refresh_from_db()
     assert expire_if_due(awaiting) is False
+    assert not AuditEvent.objects.filter(action=f"{KIND}.expired").exists()
+
+
+def test_a_token_limited_to_another_environment_may_not_vote_for_an_owner_bound_here(users, awaiting, production):
+    RoleBinding.objects.create(user=users["approver"], role=Role.APPROVER, environment=production)
+    Run.objects.filter(pk=awaiting.pk).update(environment=production)
+    awaiting.refresh_from_db()
+    token, _ = ApiToken.issue("ci", ["approve"], [users["approver"].role_bindings.first().environment])  # staging
+    token.created_by = users["approver"]
+    token.save()
+    with pytest.raises(NotPermitted):
+        cast(awaiting, token, person=users["approver"])
+    nothing_recorded(awaiting)
+
+
+def test_a_run_that_ended_meanwhile_is_not_expired_again(awaiting):
+    # Read as awaiting approval, past its window; canceled by someone else before expiry got to it.
+    long_ago = timezone.now() - timedelta(days=1)
+    Run.objects.filter(pk=awaiting.pk).update(status=Status.CANCELED, created_at=long_ago)
+    awaiting.created_at = long_ago
+    assert expire_if_due(awaiting) is False
+    assert not awaiting.events.exists()
     assert not AuditEvent.objects.filter(action=f"{KIND}.expired").exists()

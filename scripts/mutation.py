@@ -46,6 +46,8 @@ GROUPS: dict[str, dict] = {
             "tests/runs/test_runner.py",
             "tests/runs/test_state_machine.py",
             "tests/runs/test_concurrent_delivery.py",
+            "tests/deployments/test_locks.py",
+            "tests/backups/test_restore_lock.py",
         ],
     },
     "approvals": {

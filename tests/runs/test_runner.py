@@ -253,3 +253,15 @@ def test_a_selftest_is_bounded_to_an_hour(users):
     with pytest.raises(Refused, match="a self-test runs an hour at most"):
         launch("maintenance.selftest", principal=users["admin"], params={"lines": 50_000, "delay_ms": 100})
     assert not Run.objects.exists()
+
+
+def test_a_run_canceled_while_queued_ends_canceled_when_a_worker_picks_it_up(users):
+    # The cancel landed between the queue message and the worker: the worker never starts the job.
+    run = Run.objects.create(kind="maintenance.selftest", status=Status.QUEUED, params={"lines": 1, "delay_ms": 0})
+    Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+    assert runner.execute(run.pk) == "canceled"
+    run.refresh_from_db()
+    assert (run.status, run.started_at) == (Status.CANCELED, None)
+    assert [(event.message, event.level) for event in run.events.all()] == [("Canceled before it started.", "warning")]
+    audit = AuditEvent.objects.get(action="maintenance.selftest.canceled")
+    assert (audit.target, audit.outcome, audit.details["status"]) == (f"run:{run.pk}", "failure", "canceled")

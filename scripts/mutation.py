@@ -148,7 +148,11 @@ GROUPS: dict[str, dict] = {
                 "resume",
             ],
         },
-        "tests": ["tests/dr/test_guards.py", "tests/dr/test_concurrent_requests.py"],
+        "tests": [
+            "tests/dr/test_guards.py",
+            "tests/dr/test_concurrent_requests.py",
+            "tests/dr/test_deploys_while_failed_over.py",
+        ],
     },
     # Terraform: only a fresh saved plan of this environment is applied, after another person's yes.
     "terraform-apply": {

@@ -121,6 +121,7 @@ GROUPS: dict[str, dict] = {
             "opsconsole/access/middleware.py": ["ApiTokenMiddleware.__call__"],
         },
         "tests": [
+            "tests/access/test_token_issue.py",
             "tests/access/test_tokens.py",
             "tests/access/test_token_expiry.py",
             "tests/access/test_token_owner.py",

@@ -1,7 +1,9 @@
 """ECS, CloudWatch and ELB steps of a deploy, free of Django so they test against Stubber and moto.
 
 Every wait is a poll with a deadline; transient AWS errors (throttling, 5xx) during a poll are
-logged and retried with backoff, never treated as the outcome.
+logged and retried with backoff, never treated as the outcome. ECS's reads are eventually
+consistent (a DescribeServices soon after UpdateService may not show the change yet), so a read
+that has not caught up is waited through, within a bound, never taken for the outcome either.
 """
 
 from __future__ import annotations
@@ -20,10 +22,25 @@ def registrable_fields(ecs) -> frozenset[str]:
     return frozenset(ecs.meta.service_model.operation_model("RegisterTaskDefinition").input_shape.members)
 
 
+# How long a read may lag the write before it: DescribeServices not showing the deployment
+# UpdateService returned.
+STALE_READ_SECONDS = 60
+
+# Who rolls a service out, by its deploymentController.type; the console drives ECS's own only.
+FOREIGN_CONTROLLERS = {
+    "CODE_DEPLOY": "AWS CodeDeploy (create a CodeDeploy deployment instead)",
+    "EXTERNAL": "an external deployment controller (through task sets)",
+}
+
+
 @dataclass
 class Service:
     task_definition: str
     description: dict = field(repr=False)
+
+    @property
+    def controller(self) -> str:
+        return (self.description.get("deploymentController") or {}).get("type") or "ECS"
 
 
 def describe_service(ecs, poller: Poller, cluster: str, service: str) -> Service:
@@ -33,6 +50,18 @@ def describe_service(ecs, poller: Poller, cluster: str, service: str) -> Service
         reasons = "; ".join(f.get("reason", "") for f in found.get("failures", []))
         raise StepFailed(f"ECS service {service} was not found in cluster {cluster} ({reasons or 'no such service'}).")
     return Service(services[0]["taskDefinition"], services[0])
+
+
+def require_ecs_controller(service: Service, name: str) -> None:
+    """Refuse a service ECS does not roll out itself: UpdateService cannot change its task
+    definition, and its rollouts do not show in `deployments`."""
+    if service.controller == "ECS":
+        return
+    by = FOREIGN_CONTROLLERS.get(service.controller, f"a {service.controller} deployment controller")
+    raise StepFailed(
+        f"ECS service {name} is deployed by {by}: its deploymentController is {service.controller}, and the "
+        "console deploys only services whose deploymentController is ECS (rolling updates)."
+    )
 
 
 def register_revision(ecs, poller: Poller, current_arn: str, container: str, image: str) -> str:
@@ -101,16 +130,30 @@ def run_migration(
 
 
 def update_service(ecs, poller: Poller, cluster: str, service: str, task_definition: str) -> str:
-    """Point the service at `task_definition` with the circuit breaker on; return the new deployment id."""
-    updated = poller.call(
-        ecs.update_service,
-        cluster=cluster,
-        service=service,
-        taskDefinition=task_definition,
-        deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
-    )["service"]
+    """Point the service at `task_definition`; return the new deployment's id.
+
+    The service keeps its own deploymentConfiguration (Terraform's, or whoever set it): the
+    console does not turn the circuit breaker on or off, it says which it is. With the breaker
+    off, ECS never fails the rollout, and the console's rollout timeout is what notices.
+    """
+    updated = poller.call(ecs.update_service, cluster=cluster, service=service, taskDefinition=task_definition)[
+        "service"
+    ]
+    poller.log(describe_circuit_breaker(updated))
     primary = next((d for d in updated.get("deployments", []) if d.get("status") == "PRIMARY"), {})
     return primary.get("id", "")
+
+
+def describe_circuit_breaker(service: dict) -> str:
+    breaker = (service.get("deploymentConfiguration") or {}).get("deploymentCircuitBreaker") or {}
+    if not breaker.get("enable"):
+        return (
+            "The service's deployment circuit breaker is off: ECS will not stop a failing rollout, so the "
+            "rollout timeout decides."
+        )
+    if not breaker.get("rollback"):
+        return "The service's deployment circuit breaker is on, without rollback: the console rolls back."
+    return "The service's deployment circuit breaker is on, with rollback."
 
 
 @dataclass
@@ -124,29 +167,50 @@ def wait_for_rollout(
 ) -> Rollout:
     """Follow our deployment's rolloutState (not task counts: list_tasks caps at 100).
 
-    COMPLETED: done. FAILED: the circuit breaker stopped it (ECS rolls back by itself). If our
-    deployment disappears and the PRIMARY runs another task definition, ECS rolled it back.
-    New service events (e.g. "unable to place a task") are logged as they appear.
+    Ours is the deployment UpdateService returned (by id; by task definition when no id came
+    back). COMPLETED: done. FAILED: the circuit breaker stopped it. Ours gone after it was seen,
+    or an ECS event saying it failed or is being rolled back: ECS replaced it. Ours not shown yet
+    (and no such event): a read that has not caught up with the update, waited through for
+    STALE_READ_SECONDS at most. New service events (e.g. "unable to place a task") are logged as
+    they appear.
     """
-    deadline = poller.clock() + timeout
+    now = poller.clock()
+    deadline, stale_until = now + timeout, now + min(STALE_READ_SECONDS, timeout)
     seen_events: set[str] | None = None
+    seen_ours = False
     while True:
         desc = describe_service(ecs, poller, cluster, service).description
         deployments = desc.get("deployments", [])
-        ours = next((d for d in deployments if deployment_id and d.get("id") == deployment_id), None)
-        if ours is None:
+        if deployment_id:
+            ours = next((d for d in deployments if d.get("id") == deployment_id), None)
+        else:
             ours = next((d for d in deployments if d.get("taskDefinition") == task_definition), None)
         events = desc.get("events", [])[:50]
         if seen_events is None:
             # Events from before our deployment are history; those since it began are news.
             since = (ours or {}).get("createdAt")
             seen_events = {e.get("id") for e in events if since is None or e.get("createdAt", since) <= since}
-        for event in reversed(events):
-            if event.get("id") not in seen_events:
-                seen_events.add(event.get("id"))
-                poller.log(f"ECS: {event.get('message', '')}")
+        news = [e for e in reversed(events) if e.get("id") not in seen_events]
+        for event in news:
+            seen_events.add(event.get("id"))
+            poller.log(f"ECS: {event.get('message', '')}")
         if ours is None:
-            return Rollout(False, "ECS replaced the deployment (the circuit breaker rolled it back).")
+            rolled_back = next((e["message"] for e in news if _ends_ours(e.get("message", ""), deployment_id)), None)
+            if seen_ours or rolled_back:
+                why = f" ({rolled_back})" if rolled_back else ""
+                return Rollout(False, f"ECS replaced the deployment (the circuit breaker rolled it back){why}.")
+            if poller.clock() > stale_until:
+                return Rollout(
+                    False,
+                    f"ECS did not show the deployment {deployment_id or task_definition} within "
+                    f"{int(min(STALE_READ_SECONDS, timeout))}s of the update",
+                )
+            poller.log(
+                f"DescribeServices does not show the deployment {deployment_id or task_definition} yet; waiting."
+            )
+            poller.wait()
+            continue
+        seen_ours = True
         state = ours.get("rolloutState", "")
         if state == "COMPLETED":
             return Rollout(True, ours.get("rolloutStateReason", "completed"))
@@ -159,6 +223,14 @@ def wait_for_rollout(
             f"{ours.get('desiredCount', 0)} tasks running."
         )
         poller.wait()
+
+
+def _ends_ours(message: str, deployment_id: str) -> bool:
+    """An ECS service event saying our deployment failed, or that the circuit breaker is rolling
+    the service back (which, after our update, can only be away from ours)."""
+    if "rolling back to deployment" in message:
+        return True
+    return bool(deployment_id) and deployment_id in message and "fail" in message
 
 
 def alarms_in_alarm(cloudwatch, poller: Poller, names: list[str]) -> list[str]:

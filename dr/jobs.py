@@ -133,6 +133,7 @@ class DRJob:
                 p["environment"],
             )
         current = ecs.describe_service(self.ecs, self.poller, p["dr_ecs_cluster"], service)
+        ecs.require_ecs_controller(current, service)
         running = current.description.get("desiredCount", 0)
         if running >= p["dr_desired_count"]:
             self.ctx.log.info("%s already wants %s tasks (at least %s).", service, running, p["dr_desired_count"])

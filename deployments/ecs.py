@@ -2,8 +2,9 @@
 
 Every wait is a poll with a deadline; transient AWS errors (throttling, 5xx) during a poll are
 logged and retried with backoff, never treated as the outcome. ECS's reads are eventually
-consistent (a DescribeServices soon after UpdateService may not show the change yet), so a read
-that has not caught up is waited through, within a bound, never taken for the outcome either.
+consistent (a DescribeServices or DescribeTasks soon after UpdateService or RunTask may not show
+the change yet), so a read that has not caught up is waited through, within a bound, never taken
+for the outcome either.
 """
 
 from __future__ import annotations
@@ -23,8 +24,16 @@ def registrable_fields(ecs) -> frozenset[str]:
 
 
 # How long a read may lag the write before it: DescribeServices not showing the deployment
-# UpdateService returned.
+# UpdateService returned, DescribeTasks answering MISSING for the task RunTask started.
 STALE_READ_SECONDS = 60
+MISSING_TASK_SECONDS = 60
+
+# RunTask `failures` that say "not now" rather than "never" (developer guide, "API failure
+# reasons"): no room for the task's CPU, memory or network interface, or no Fargate capacity.
+TRANSIENT_RUN_TASK_REASONS = ("RESOURCE:CPU", "RESOURCE:MEMORY", "RESOURCE:ENI")
+CAPACITY_UNAVAILABLE = "capacity is unavailable at this time"
+RUN_TASK_ATTEMPTS = 6
+RUN_TASK_MAX_DELAY = 60.0
 
 # Who rolls a service out, by its deploymentController.type; the console drives ECS's own only.
 FOREIGN_CONTROLLERS = {
@@ -92,7 +101,8 @@ def run_migration(
     service: Service,
     timeout: float,
 ) -> None:
-    """Run the migration command as a one-off task and wait for it to stop with exit code 0."""
+    """Run the migration command as a one-off task, placed and networked as the service's own
+    tasks are, and wait for it to stop with exit code 0."""
     launch = {
         "cluster": cluster,
         "taskDefinition": task_definition,
@@ -107,26 +117,105 @@ def run_migration(
         launch["capacityProviderStrategy"] = desc["capacityProviderStrategy"]
     elif desc.get("launchType"):
         launch["launchType"] = desc["launchType"]
-    started = poller.call(ecs.run_task, **launch)
-    if started.get("failures") or not started.get("tasks"):
-        reasons = "; ".join(f"{f.get('arn', '')} {f.get('reason', '')}".strip() for f in started.get("failures", []))
-        raise StepFailed(f"The migration task could not start: {reasons or 'no task was placed'}.")
-    task_arn = started["tasks"][0]["taskArn"]
+    task_arn = start_task(ecs, poller, launch)
     poller.log(f"Migration task {task_arn.rsplit('/', 1)[-1]} started: {' '.join(command)}")
-    deadline = poller.clock() + timeout
-    while True:
-        task = poller.call(ecs.describe_tasks, cluster=cluster, tasks=[task_arn])["tasks"][0]
-        if task.get("lastStatus") == "STOPPED":
-            break
-        if poller.clock() > deadline:
-            poller.call(ecs.stop_task, cluster=cluster, task=task_arn, reason="opsconsole: migration timed out")
-            raise StepFailed(f"The migration task did not finish within {int(timeout)}s; it was stopped.")
-        poller.wait()
-    exit_code = next((c.get("exitCode") for c in task.get("containers", []) if c.get("name") == container), None)
-    if exit_code != 0:
-        reason = task.get("stoppedReason") or "no reason given"
-        raise StepFailed(f"The migration task exited with code {exit_code} ({reason}); the service was not touched.")
+    task = wait_for_task(ecs, poller, cluster, task_arn, timeout)
+    ours = next((c for c in task.get("containers", []) if c.get("name") == container), {})
+    if ours.get("exitCode") != 0:
+        raise StepFailed(f"{stopped(task, container)}; the service was not touched.")
     poller.log("Migrations finished with exit code 0.")
+
+
+def _transient(failure: dict) -> bool:
+    reason = failure.get("reason", "")
+    return reason in TRANSIENT_RUN_TASK_REASONS or CAPACITY_UNAVAILABLE in reason.lower()
+
+
+def _failures(failures: list[dict]) -> str:
+    """RunTask's failures as ECS gave them: reason, detail and the resource's ARN."""
+    return "; ".join(
+        " ".join(
+            part
+            for part in (f.get("reason", ""), f"({f['detail']})" if f.get("detail") else "", f.get("arn", ""))
+            if part
+        )
+        for f in failures
+    )
+
+
+def start_task(ecs, poller: Poller, launch: dict) -> str:
+    """RunTask, retried with backoff while ECS answers a transient failure; returns the task's ARN.
+
+    RunTask reports a task it could not place in `failures` (with HTTP 200), not as an error, and
+    places nothing then, so trying again cannot start a second task.
+    """
+    delay = max(poller.interval, 0.05)
+    for attempt in range(1, RUN_TASK_ATTEMPTS + 1):
+        started = poller.call(ecs.run_task, **launch)
+        if started.get("tasks"):
+            return started["tasks"][0]["taskArn"]
+        failures = started.get("failures", [])
+        if not failures or not all(_transient(f) for f in failures):
+            raise StepFailed(f"The migration task could not start: {_failures(failures) or 'no task was placed'}.")
+        if attempt == RUN_TASK_ATTEMPTS:
+            raise StepFailed(
+                f"The migration task could not start: ECS answered {_failures(failures)} to {RUN_TASK_ATTEMPTS} "
+                "attempts; try again later."
+            )
+        poller.log(
+            f"ECS could not place the migration task ({_failures(failures)}); retrying in {delay:.1f}s "
+            f"(attempt {attempt})."
+        )
+        poller.pause(delay)
+        delay = min(delay * 2, RUN_TASK_MAX_DELAY)
+    raise AssertionError("unreachable")
+
+
+def wait_for_task(ecs, poller: Poller, cluster: str, task_arn: str, timeout: float) -> dict:
+    """Poll DescribeTasks until the task is STOPPED; stop it after `timeout`.
+
+    Soon after RunTask, DescribeTasks may not know the task yet (failures: MISSING): that is
+    waited through for MISSING_TASK_SECONDS (at most the timeout), then reported.
+    """
+    now = poller.clock()
+    deadline, missing_until = now + timeout, now + min(MISSING_TASK_SECONDS, timeout)
+    seen = False
+    while True:
+        found = poller.call(ecs.describe_tasks, cluster=cluster, tasks=[task_arn])
+        task = next(iter(found.get("tasks", [])), None)
+        if task is None:
+            reasons = _failures(found.get("failures", [])) or "no task and no failure"
+            if seen or poller.clock() > missing_until:
+                raise StepFailed(
+                    f"ECS does not know the migration task {task_arn} (DescribeTasks: {reasons}); its outcome "
+                    "is unknown, so the service was not touched: check the cluster's stopped tasks."
+                )
+            poller.log(f"DescribeTasks does not show the migration task yet ({reasons}); waiting.")
+        else:
+            seen = True
+            if task.get("lastStatus") == "STOPPED":
+                return task
+            if poller.clock() > deadline:
+                poller.call(ecs.stop_task, cluster=cluster, task=task_arn, reason="opsconsole: migration timed out")
+                raise StepFailed(f"The migration task did not finish within {int(timeout)}s; it was stopped.")
+        poller.wait()
+
+
+def stopped(task: dict, container: str) -> str:
+    """Why a stopped task did not succeed, in ECS's words: the stop code, the stopped reason, and
+    each container's exit code or, for one that never ran to an exit, its reason."""
+    ours = next((c for c in task.get("containers", []) if c.get("name") == container), {})
+    if ours.get("exitCode") is not None:
+        head = f"The migration task exited with code {ours['exitCode']}"
+    else:
+        head = f"The migration task stopped before its container {container} exited"
+    details = []
+    if task.get("stopCode") or task.get("stoppedReason"):
+        details.append(": ".join(p for p in (task.get("stopCode"), task.get("stoppedReason")) if p))
+    for c in task.get("containers", []):
+        outcome = f"exit code {c['exitCode']}" if c.get("exitCode") is not None else "no exit code"
+        details.append(f"container {c.get('name', '?')}: {outcome}" + (f" ({c['reason']})" if c.get("reason") else ""))
+    return f"{head} ({'; '.join(details) or 'no reason given'})"
 
 
 def update_service(ecs, poller: Poller, cluster: str, service: str, task_definition: str) -> str:

@@ -1,7 +1,10 @@
 """ECS, CloudWatch and ELB steps of a deploy, free of Django so they test against Stubber and moto.
 
 Every wait is a poll with a deadline; transient AWS errors (throttling, 5xx) during a poll are
-logged and retried with backoff, never treated as the outcome.
+logged and retried with backoff, never treated as the outcome. ECS's reads are eventually
+consistent (a DescribeServices or DescribeTasks soon after UpdateService or RunTask may not show
+the change yet), so a read that has not caught up is waited through, within a bound, never taken
+for the outcome either.
 """
 
 from __future__ import annotations
@@ -20,10 +23,33 @@ def registrable_fields(ecs) -> frozenset[str]:
     return frozenset(ecs.meta.service_model.operation_model("RegisterTaskDefinition").input_shape.members)
 
 
+# How long a read may lag the write before it: DescribeServices not showing the deployment
+# UpdateService returned, DescribeTasks answering MISSING for the task RunTask started.
+STALE_READ_SECONDS = 60
+MISSING_TASK_SECONDS = 60
+
+# RunTask `failures` that say "not now" rather than "never" (developer guide, "API failure
+# reasons"): no room for the task's CPU, memory or network interface, or no Fargate capacity.
+TRANSIENT_RUN_TASK_REASONS = ("RESOURCE:CPU", "RESOURCE:MEMORY", "RESOURCE:ENI")
+CAPACITY_UNAVAILABLE = "capacity is unavailable at this time"
+RUN_TASK_ATTEMPTS = 6
+RUN_TASK_MAX_DELAY = 60.0
+
+# Who rolls a service out, by its deploymentController.type; the console drives ECS's own only.
+FOREIGN_CONTROLLERS = {
+    "CODE_DEPLOY": "AWS CodeDeploy (create a CodeDeploy deployment instead)",
+    "EXTERNAL": "an external deployment controller (through task sets)",
+}
+
+
 @dataclass
 class Service:
     task_definition: str
     description: dict = field(repr=False)
+
+    @property
+    def controller(self) -> str:
+        return (self.description.get("deploymentController") or {}).get("type") or "ECS"
 
 
 def describe_service(ecs, poller: Poller, cluster: str, service: str) -> Service:
@@ -33,6 +59,18 @@ def describe_service(ecs, poller: Poller, cluster: str, service: str) -> Service
         reasons = "; ".join(f.get("reason", "") for f in found.get("failures", []))
         raise StepFailed(f"ECS service {service} was not found in cluster {cluster} ({reasons or 'no such service'}).")
     return Service(services[0]["taskDefinition"], services[0])
+
+
+def require_ecs_controller(service: Service, name: str) -> None:
+    """Refuse a service ECS does not roll out itself: UpdateService cannot change its task
+    definition, and its rollouts do not show in `deployments`."""
+    if service.controller == "ECS":
+        return
+    by = FOREIGN_CONTROLLERS.get(service.controller, f"a {service.controller} deployment controller")
+    raise StepFailed(
+        f"ECS service {name} is deployed by {by}: its deploymentController is {service.controller}, and the "
+        "console deploys only services whose deploymentController is ECS (rolling updates)."
+    )
 
 
 def register_revision(ecs, poller: Poller, current_arn: str, container: str, image: str) -> str:
@@ -63,7 +101,8 @@ def run_migration(
     service: Service,
     timeout: float,
 ) -> None:
-    """Run the migration command as a one-off task and wait for it to stop with exit code 0."""
+    """Run the migration command as a one-off task, placed and networked as the service's own
+    tasks are, and wait for it to stop with exit code 0."""
     launch = {
         "cluster": cluster,
         "taskDefinition": task_definition,
@@ -78,44 +117,136 @@ def run_migration(
         launch["capacityProviderStrategy"] = desc["capacityProviderStrategy"]
     elif desc.get("launchType"):
         launch["launchType"] = desc["launchType"]
-    started = poller.call(ecs.run_task, **launch)
-    if started.get("failures") or not started.get("tasks"):
-        reasons = "; ".join(f"{f.get('arn', '')} {f.get('reason', '')}".strip() for f in started.get("failures", []))
-        raise StepFailed(f"The migration task could not start: {reasons or 'no task was placed'}.")
-    task_arn = started["tasks"][0]["taskArn"]
+    task_arn = start_task(ecs, poller, launch)
     poller.log(f"Migration task {task_arn.rsplit('/', 1)[-1]} started: {' '.join(command)}")
-    deadline = poller.clock() + timeout
-    while True:
-        task = poller.call(ecs.describe_tasks, cluster=cluster, tasks=[task_arn])["tasks"][0]
-        if task.get("lastStatus") == "STOPPED":
-            break
-        if poller.clock() > deadline:
-            poller.call(ecs.stop_task, cluster=cluster, task=task_arn, reason="opsconsole: migration timed out")
-            raise StepFailed(f"The migration task did not finish within {int(timeout)}s; it was stopped.")
-        poller.wait()
-    exit_code = next((c.get("exitCode") for c in task.get("containers", []) if c.get("name") == container), None)
-    if exit_code != 0:
-        reason = task.get("stoppedReason") or "no reason given"
-        raise StepFailed(f"The migration task exited with code {exit_code} ({reason}); the service was not touched.")
+    task = wait_for_task(ecs, poller, cluster, task_arn, timeout)
+    ours = next((c for c in task.get("containers", []) if c.get("name") == container), {})
+    if ours.get("exitCode") != 0:
+        raise StepFailed(f"{stopped(task, container)}; the service was not touched.")
     poller.log("Migrations finished with exit code 0.")
+
+
+def _transient(failure: dict) -> bool:
+    reason = failure.get("reason", "")
+    return reason in TRANSIENT_RUN_TASK_REASONS or CAPACITY_UNAVAILABLE in reason.lower()
+
+
+def _failures(failures: list[dict]) -> str:
+    """RunTask's failures as ECS gave them: reason, detail and the resource's ARN."""
+    return "; ".join(
+        " ".join(
+            part
+            for part in (f.get("reason", ""), f"({f['detail']})" if f.get("detail") else "", f.get("arn", ""))
+            if part
+        )
+        for f in failures
+    )
+
+
+def start_task(ecs, poller: Poller, launch: dict) -> str:
+    """RunTask, retried with backoff while ECS answers a transient failure; returns the task's ARN.
+
+    RunTask reports a task it could not place in `failures` (with HTTP 200), not as an error, and
+    places nothing then, so trying again cannot start a second task.
+    """
+    delay = max(poller.interval, 0.05)
+    for attempt in range(1, RUN_TASK_ATTEMPTS + 1):
+        started = poller.call(ecs.run_task, **launch)
+        if started.get("tasks"):
+            return started["tasks"][0]["taskArn"]
+        failures = started.get("failures", [])
+        if not failures or not all(_transient(f) for f in failures):
+            raise StepFailed(f"The migration task could not start: {_failures(failures) or 'no task was placed'}.")
+        if attempt == RUN_TASK_ATTEMPTS:
+            raise StepFailed(
+                f"The migration task could not start: ECS answered {_failures(failures)} to {RUN_TASK_ATTEMPTS} "
+                "attempts; try again later."
+            )
+        poller.log(
+            f"ECS could not place the migration task ({_failures(failures)}); retrying in {delay:.1f}s "
+            f"(attempt {attempt})."
+        )
+        poller.pause(delay)
+        delay = min(delay * 2, RUN_TASK_MAX_DELAY)
+    raise AssertionError("unreachable")
+
+
+def wait_for_task(ecs, poller: Poller, cluster: str, task_arn: str, timeout: float) -> dict:
+    """Poll DescribeTasks until the task is STOPPED; stop it after `timeout`.
+
+    Soon after RunTask, DescribeTasks may not know the task yet (failures: MISSING): that is
+    waited through for MISSING_TASK_SECONDS (at most the timeout), then reported.
+    """
+    now = poller.clock()
+    deadline, missing_until = now + timeout, now + min(MISSING_TASK_SECONDS, timeout)
+    seen = False
+    while True:
+        found = poller.call(ecs.describe_tasks, cluster=cluster, tasks=[task_arn])
+        task = next(iter(found.get("tasks", [])), None)
+        if task is None:
+            reasons = _failures(found.get("failures", [])) or "no task and no failure"
+            if seen or poller.clock() > missing_until:
+                raise StepFailed(
+                    f"ECS does not know the migration task {task_arn} (DescribeTasks: {reasons}); its outcome "
+                    "is unknown, so the service was not touched: check the cluster's stopped tasks."
+                )
+            poller.log(f"DescribeTasks does not show the migration task yet ({reasons}); waiting.")
+        else:
+            seen = True
+            if task.get("lastStatus") == "STOPPED":
+                return task
+            if poller.clock() > deadline:
+                poller.call(ecs.stop_task, cluster=cluster, task=task_arn, reason="opsconsole: migration timed out")
+                raise StepFailed(f"The migration task did not finish within {int(timeout)}s; it was stopped.")
+        poller.wait()
+
+
+def stopped(task: dict, container: str) -> str:
+    """Why a stopped task did not succeed, in ECS's words: the stop code, the stopped reason, and
+    each container's exit code or, for one that never ran to an exit, its reason."""
+    ours = next((c for c in task.get("containers", []) if c.get("name") == container), {})
+    if ours.get("exitCode") is not None:
+        head = f"The migration task exited with code {ours['exitCode']}"
+    else:
+        head = f"The migration task stopped before its container {container} exited"
+    details = []
+    if task.get("stopCode") or task.get("stoppedReason"):
+        details.append(": ".join(p for p in (task.get("stopCode"), task.get("stoppedReason")) if p))
+    for c in task.get("containers", []):
+        outcome = f"exit code {c['exitCode']}" if c.get("exitCode") is not None else "no exit code"
+        details.append(f"container {c.get('name', '?')}: {outcome}" + (f" ({c['reason']})" if c.get("reason") else ""))
+    return f"{head} ({'; '.join(details) or 'no reason given'})"
 
 
 def update_service(
     ecs, poller: Poller, cluster: str, service: str, task_definition: str, desired_count: int | None = None
 ) -> str:
-    """Point the service at `task_definition` with the circuit breaker on (and, if given, at
-    `desired_count` tasks in the same call); return the new deployment id."""
+    """Point the service at `task_definition` (and, if given, at `desired_count` tasks in the same
+    call); return the new deployment's id.
+
+    The service keeps its own deploymentConfiguration (Terraform's, or whoever set it): the
+    console does not turn the circuit breaker on or off, it says which it is. With the breaker
+    off, ECS never fails the rollout, and the console's rollout timeout is what notices.
+    """
     count = {} if desired_count is None else {"desiredCount": desired_count}
     updated = poller.call(
-        ecs.update_service,
-        cluster=cluster,
-        service=service,
-        taskDefinition=task_definition,
-        deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
-        **count,
+        ecs.update_service, cluster=cluster, service=service, taskDefinition=task_definition, **count
     )["service"]
+    poller.log(describe_circuit_breaker(updated))
     primary = next((d for d in updated.get("deployments", []) if d.get("status") == "PRIMARY"), {})
     return primary.get("id", "")
+
+
+def describe_circuit_breaker(service: dict) -> str:
+    breaker = (service.get("deploymentConfiguration") or {}).get("deploymentCircuitBreaker") or {}
+    if not breaker.get("enable"):
+        return (
+            "The service's deployment circuit breaker is off: ECS will not stop a failing rollout, so the "
+            "rollout timeout decides."
+        )
+    if not breaker.get("rollback"):
+        return "The service's deployment circuit breaker is on, without rollback: the console rolls back."
+    return "The service's deployment circuit breaker is on, with rollback."
 
 
 @dataclass
@@ -129,29 +260,50 @@ def wait_for_rollout(
 ) -> Rollout:
     """Follow our deployment's rolloutState (not task counts: list_tasks caps at 100).
 
-    COMPLETED: done. FAILED: the circuit breaker stopped it (ECS rolls back by itself). If our
-    deployment disappears and the PRIMARY runs another task definition, ECS rolled it back.
-    New service events (e.g. "unable to place a task") are logged as they appear.
+    Ours is the deployment UpdateService returned (by id; by task definition when no id came
+    back). COMPLETED: done. FAILED: the circuit breaker stopped it. Ours gone after it was seen,
+    or an ECS event saying it failed or is being rolled back: ECS replaced it. Ours not shown yet
+    (and no such event): a read that has not caught up with the update, waited through for
+    STALE_READ_SECONDS at most. New service events (e.g. "unable to place a task") are logged as
+    they appear.
     """
-    deadline = poller.clock() + timeout
+    now = poller.clock()
+    deadline, stale_until = now + timeout, now + min(STALE_READ_SECONDS, timeout)
     seen_events: set[str] | None = None
+    seen_ours = False
     while True:
         desc = describe_service(ecs, poller, cluster, service).description
         deployments = desc.get("deployments", [])
-        ours = next((d for d in deployments if deployment_id and d.get("id") == deployment_id), None)
-        if ours is None:
+        if deployment_id:
+            ours = next((d for d in deployments if d.get("id") == deployment_id), None)
+        else:
             ours = next((d for d in deployments if d.get("taskDefinition") == task_definition), None)
         events = desc.get("events", [])[:50]
         if seen_events is None:
             # Events from before our deployment are history; those since it began are news.
             since = (ours or {}).get("createdAt")
             seen_events = {e.get("id") for e in events if since is None or e.get("createdAt", since) <= since}
-        for event in reversed(events):
-            if event.get("id") not in seen_events:
-                seen_events.add(event.get("id"))
-                poller.log(f"ECS: {event.get('message', '')}")
+        news = [e for e in reversed(events) if e.get("id") not in seen_events]
+        for event in news:
+            seen_events.add(event.get("id"))
+            poller.log(f"ECS: {event.get('message', '')}")
         if ours is None:
-            return Rollout(False, "ECS replaced the deployment (the circuit breaker rolled it back).")
+            rolled_back = next((e["message"] for e in news if _ends_ours(e.get("message", ""), deployment_id)), None)
+            if seen_ours or rolled_back:
+                why = f" ({rolled_back})" if rolled_back else ""
+                return Rollout(False, f"ECS replaced the deployment (the circuit breaker rolled it back){why}.")
+            if poller.clock() > stale_until:
+                return Rollout(
+                    False,
+                    f"ECS did not show the deployment {deployment_id or task_definition} within "
+                    f"{int(min(STALE_READ_SECONDS, timeout))}s of the update",
+                )
+            poller.log(
+                f"DescribeServices does not show the deployment {deployment_id or task_definition} yet; waiting."
+            )
+            poller.wait()
+            continue
+        seen_ours = True
         state = ours.get("rolloutState", "")
         if state == "COMPLETED":
             return Rollout(True, ours.get("rolloutStateReason", "completed"))
@@ -164,6 +316,14 @@ def wait_for_rollout(
             f"{ours.get('desiredCount', 0)} tasks running."
         )
         poller.wait()
+
+
+def _ends_ours(message: str, deployment_id: str) -> bool:
+    """An ECS service event saying our deployment failed, or that the circuit breaker is rolling
+    the service back (which, after our update, can only be away from ours)."""
+    if "rolling back to deployment" in message:
+        return True
+    return bool(deployment_id) and deployment_id in message and "fail" in message
 
 
 ALARM_TYPES = ["MetricAlarm", "CompositeAlarm"]

@@ -121,6 +121,7 @@ class Deploy:
         try:
             with ctx.step(READ):
                 current = ecs.describe_service(self.ecs, self.poller, p["ecs_cluster"], p["ecs_service"])
+                ecs.require_ecs_controller(current, p["ecs_service"])
                 self.deployment.previous_task_definition_arn = current.task_definition
                 self.deployment.save(update_fields=["previous_task_definition_arn"])
                 ctx.log.info("Current task definition (the rollback target): %s", current.task_definition)
@@ -144,7 +145,7 @@ class Deploy:
         try:
             with ctx.step(UPDATE):
                 deployment_id = ecs.update_service(self.ecs, self.poller, p["ecs_cluster"], p["ecs_service"], new)
-                ctx.log.info("Service updated (deployment %s), circuit breaker on.", deployment_id or "?")
+                ctx.log.info("Service updated (deployment %s).", deployment_id or "?")
             with ctx.step(ROLLOUT):
                 rollout = ecs.wait_for_rollout(
                     self.ecs,
@@ -275,6 +276,9 @@ class Deploy:
         try:
             with ctx.step(READ):
                 current = ecs.describe_service(self.ecs, self.poller, p["ecs_cluster"], services[live])
+                ecs.require_ecs_controller(current, services[live])
+                idle_service = ecs.describe_service(self.ecs, self.poller, p["ecs_cluster"], services[idle])
+                ecs.require_ecs_controller(idle_service, services[idle])
                 size = current.description.get("desiredCount", 0)
                 if size < 1:
                     raise StepFailed(

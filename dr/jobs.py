@@ -133,6 +133,7 @@ class DRJob:
                 p["environment"],
             )
         current = ecs.describe_service(self.ecs, self.poller, p["dr_ecs_cluster"], service)
+        ecs.require_ecs_controller(current, service)
         running = current.description.get("desiredCount", 0)
         if running >= p["dr_desired_count"]:
             self.ctx.log.info("%s already wants %s tasks (at least %s).", service, running, p["dr_desired_count"])
@@ -320,9 +321,16 @@ def drill(ctx: RunContext) -> dict:
 
 
 def _drill_service(job: DRJob, name: str) -> str:
-    """A copy of the DR service, at 0 tasks, for the drill to bring up."""
+    """A copy of the DR service, at 0 tasks, for the drill to bring up: the same task definition,
+    placement (launch type or capacity providers), network configuration (awsvpc needs its subnets
+    and security groups) and deployment configuration (circuit breaker)."""
     p = job.p
     source = ecs.describe_service(job.ecs, job.poller, p["dr_ecs_cluster"], p["dr_ecs_service"]).description
+    copied = {key: source[key] for key in ("networkConfiguration", "deploymentConfiguration") if source.get(key)}
+    if source.get("capacityProviderStrategy"):
+        copied["capacityProviderStrategy"] = source["capacityProviderStrategy"]
+    else:
+        copied["launchType"] = source.get("launchType", "FARGATE")
     job.op.save_progress("created_service", name)
     job.poller.call(
         job.ecs.create_service,
@@ -330,8 +338,8 @@ def _drill_service(job: DRJob, name: str) -> str:
         serviceName=name,
         taskDefinition=source["taskDefinition"],
         desiredCount=0,
-        launchType=source.get("launchType", "FARGATE"),
         tags=[{"key": "created-by", "value": "opsconsole-drill"}],
+        **copied,
     )
     job.ctx.log.info("Created the drill service %s.", name)
     return name

@@ -1,7 +1,8 @@
 """The demo stack the sandbox AWS starts with, mirroring the seed plan's "Sentinel" API.
 
-Per environment (staging, production, us-east-1): an ECS cluster, a task definition, a blue and a
-green service behind an ALB with weighted target groups, and CloudWatch alarms. Shared: an ECR
+Per environment (staging, production, us-east-1): an ECS cluster, a Fargate task definition (awsvpc),
+a blue and a green service in private subnets behind an ALB with weighted target groups, and
+CloudWatch alarms. Shared: an ECR
 repository whose tags become releases (one ends in `-broken` to show an automatic rollback).
 Backups: per environment an RDS PostgreSQL instance and an ElastiCache Redis cluster; one
 backup bucket in us-east-1 and its DR twin in us-west-2.
@@ -104,6 +105,74 @@ def _manifest(tag: str) -> str:
     )
 
 
+# terraform/ecs.tf: the services run on Fargate in the private subnets with the api security group,
+# no public IP, and the circuit breaker on with rollback.
+DEPLOYMENT_CONFIGURATION = {
+    "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
+ACCOUNT = "123456789012"
+
+
+@dataclass
+class Network:
+    vpc: str
+    public_subnets: list[str]  # the load balancer's
+    private_subnets: list[str]  # the tasks'
+    api_security_group: str
+
+    @property
+    def task_configuration(self) -> dict:
+        return {
+            "awsvpcConfiguration": {
+                "subnets": self.private_subnets,
+                "securityGroups": [self.api_security_group],
+                "assignPublicIp": "DISABLED",
+            }
+        }
+
+
+def create_network(ec2, region: str, prefix: str) -> Network:
+    """terraform/vpc.tf in small: public subnets for the load balancer, private ones for the tasks,
+    and the api security group that only the load balancer's reaches."""
+    vpc = ec2.create_vpc(CidrBlock=f"{prefix}.0.0/16")["Vpc"]["VpcId"]
+
+    def subnets(base: int) -> list[str]:
+        return [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"{prefix}.{base + i}.0/24", AvailabilityZone=f"{region}{az}")[
+                "Subnet"
+            ]["SubnetId"]
+            for i, az in ((1, "a"), (2, "b"))
+        ]
+
+    alb = ec2.create_security_group(
+        GroupName="sentinel-alb", Description="Public HTTPS to the load balancer", VpcId=vpc
+    )
+    api = ec2.create_security_group(
+        GroupName="sentinel-api", Description="API tasks: only the load balancer reaches them", VpcId=vpc
+    )
+    ec2.authorize_security_group_ingress(
+        GroupId=api["GroupId"],
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 8000, "ToPort": 8000, "UserIdGroupPairs": [{"GroupId": alb["GroupId"]}]}
+        ],
+    )
+    return Network(vpc, subnets(100), subnets(0), api["GroupId"])
+
+
+def fargate_task(name: str) -> dict:
+    """The task definition's launch settings, as terraform/ecs.tf registers them."""
+    return {
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "256",
+        "memory": "512",
+        "executionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/sentinel-{name}-execution",
+        "taskRoleArn": f"arn:aws:iam::{ACCOUNT}:role/sentinel-{name}-task",
+    }
+
+
 def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) -> Stack:
     make = clients(endpoint)
     ecr, ecs, cloudwatch, ec2, elbv2 = make("ecr"), make("ecs"), make("cloudwatch"), make("ec2"), make("elbv2")
@@ -115,23 +184,16 @@ def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) ->
         image = ecr.put_image(repositoryName=REPOSITORY, imageTag=tag, imageManifest=_manifest(tag))["image"]
         stack.images[tag] = image["imageId"]["imageDigest"]
 
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
-        for i, az in ((1, "a"), (2, "b"))
-    ]
+    network = create_network(ec2, REGION, "10.0")
+    vpc, subnets = network.vpc, network.public_subnets
 
     for name in environments:
         cluster = f"sentinel-{name}"
         family = f"sentinel-api-{name}"
         ecs.create_cluster(clusterName=cluster)
         definition = ecs.register_task_definition(
-            # Real Fargate needs requiresCompatibilities FARGATE and networkMode awsvpc; moto 5.2
-            # crashes placing awsvpc tasks (NetworkInterface.private_dns_name), so the sandbox
-            # leaves both at their defaults and only the service's launch type says FARGATE.
+            **fargate_task(name),
             family=family,
-            cpu="256",
-            memory="512",
             containerDefinitions=[
                 {
                     "name": "api",
@@ -222,6 +284,8 @@ def create_stack(endpoint: str, environments: tuple[str, ...] = ENVIRONMENTS) ->
                 taskDefinition=definition,
                 desiredCount=count,
                 launchType="FARGATE",
+                networkConfiguration=network.task_configuration,
+                deploymentConfiguration=DEPLOYMENT_CONFIGURATION,
                 loadBalancers=[{"targetGroupArn": groups[color], "containerName": "api", "containerPort": 8000}],
             )
             services[color] = service
@@ -322,13 +386,8 @@ def create_dr_resources(stack: Stack, environments: tuple[str, ...]) -> None:
     make_dr, make = clients(stack.endpoint, DR_REGION), clients(stack.endpoint)
     ecs, ec2, elbv2 = make_dr("ecs"), make_dr("ec2"), make_dr("elbv2")
     route53 = make("route53")
-    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.1.{i}.0/24", AvailabilityZone=f"{DR_REGION}{az}")["Subnet"][
-            "SubnetId"
-        ]
-        for i, az in ((1, "a"), (2, "b"))
-    ]
+    network = create_network(ec2, DR_REGION, "10.1")
+    subnets = network.public_subnets
     zone = route53.create_hosted_zone(Name=DNS_ZONE, CallerReference="sentinel-sandbox")["HostedZone"]["Id"]
     for name in environments:
         s = stack.environments[name]
@@ -337,9 +396,8 @@ def create_dr_resources(stack: Stack, environments: tuple[str, ...]) -> None:
         cluster, service = f"sentinel-{name}-dr", f"sentinel-api-{name}-dr"
         ecs.create_cluster(clusterName=cluster)
         definition = ecs.register_task_definition(
+            **fargate_task(f"{name}-dr"),
             family=f"sentinel-api-{name}-dr",
-            cpu="256",
-            memory="512",
             containerDefinitions=[
                 {
                     "name": "api",
@@ -351,7 +409,13 @@ def create_dr_resources(stack: Stack, environments: tuple[str, ...]) -> None:
             ],
         )["taskDefinition"]["taskDefinitionArn"]
         ecs.create_service(
-            cluster=cluster, serviceName=service, taskDefinition=definition, desiredCount=0, launchType="FARGATE"
+            cluster=cluster,
+            serviceName=service,
+            taskDefinition=definition,
+            desiredCount=0,
+            launchType="FARGATE",
+            networkConfiguration=network.task_configuration,
+            deploymentConfiguration=DEPLOYMENT_CONFIGURATION,
         )
         record, drill = f"api-{name}.{DNS_ZONE}", f"drill.api-{name}.{DNS_ZONE}"
         route53.change_resource_record_sets(

@@ -8,25 +8,40 @@ moto keeps a service's first deployment forever and never moves `rolloutState`. 
   deployment is COMPLETED and the older deployments drain away.
 - update_service with only a new desired count scales the PRIMARY deployment: tasks stop at once
   on a scale-in, and start over ROLLOUT_SECONDS on a scale-out (rolloutState does not move).
-- If the new task definition's image tag ends in `-broken`, the tasks "fail to start": after
-  FAIL_SECONDS the deployment is FAILED with a circuit-breaker reason, a service event says so,
-  and (as ECS does with rollback on) a new PRIMARY deployment of the last completed task
-  definition rolls out in its place.
+- If the new task definition's image tag ends in `-broken`, the tasks "fail to start". What
+  follows is the service's own deploymentCircuitBreaker: with it on, after FAIL_SECONDS the
+  deployment is FAILED with a circuit-breaker reason and a service event says so; with rollback
+  on too, a new PRIMARY deployment of the last completed task definition rolls out in its place
+  (as ECS does). With the breaker off, the deployment stays IN_PROGRESS, its failed tasks
+  counting up, as ECS keeps trying.
+- A service keeps the deploymentConfiguration it was created with (moto drops it), AWS's default
+  when none was given: circuit breaker off, 100% minimum healthy, 200% maximum.
+- Tasks on awsvpc get their network interface (moto 5.2 lacks the interface's private DNS name
+  and fails RunTask there).
 
 Timings come from SANDBOX_ROLLOUT_SECONDS (default 6) and SANDBOX_FAIL_SECONDS (default 4).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from datetime import UTC, datetime
 
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ecs import models as ecs_models
+from moto.ecs import responses as ecs_responses
 from moto.moto_api._internal import mock_random
 
 ROLLOUT_SECONDS = float(os.environ.get("SANDBOX_ROLLOUT_SECONDS", "6"))
 FAIL_SECONDS = float(os.environ.get("SANDBOX_FAIL_SECONDS", "4"))
+# CreateService's default (API reference, DeploymentConfiguration and DeploymentCircuitBreaker).
+DEFAULT_DEPLOYMENT_CONFIGURATION = {
+    "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
 
 
 def _now() -> datetime:
@@ -117,6 +132,11 @@ def _advance_scaling(service, primary: dict) -> None:
         _event(service, f"(service {service.name}) has reached a steady state.")
 
 
+def circuit_breaker(service) -> dict:
+    configuration = getattr(service, "deployment_configuration", None) or DEFAULT_DEPLOYMENT_CONFIGURATION
+    return configuration.get("deploymentCircuitBreaker") or {"enable": False, "rollback": False}
+
+
 def advance(backend, service) -> None:
     primary = next((d for d in service.deployments if d["status"] == "PRIMARY"), None)
     if primary is not None and "_scaling" in primary and primary.get("rolloutState") != "IN_PROGRESS":
@@ -128,7 +148,8 @@ def advance(backend, service) -> None:
     broken = _is_broken(backend, primary["taskDefinition"])
     if broken:
         primary["failedTasks"] = int(elapsed)
-        if elapsed < FAIL_SECONDS:
+        breaker = circuit_breaker(service)
+        if elapsed < FAIL_SECONDS or not breaker.get("enable"):
             return
         primary.update(
             status="ACTIVE",
@@ -140,7 +161,7 @@ def advance(backend, service) -> None:
             service, f"(service {service.name}) deployment {primary['id']} deployment failed: tasks failed to start."
         )
         previous = next((d for d in service.deployments if d is not primary), None)
-        if previous is not None:
+        if previous is not None and breaker.get("rollback"):
             _event(service, f"(service {service.name}) rolling back to deployment {previous['id']}.")
             _start_rollout(backend, service, previous["taskDefinition"])
         return
@@ -158,8 +179,18 @@ def advance(backend, service) -> None:
         _event(service, f"(service {service.name}) has reached a steady state.")
 
 
+def _private_dns_name(interface) -> str:
+    region = interface.ec2_backend.region_name
+    suffix = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
+    return f"ip-{interface.private_ip_address.replace('.', '-')}.{suffix}"
+
+
 def install() -> None:
+    if not hasattr(NetworkInterface, "private_dns_name"):
+        NetworkInterface.private_dns_name = property(_private_dns_name)
     backend_class = ecs_models.EC2ContainerServiceBackend
+    responses = ecs_responses.EC2ContainerServiceResponse
+    original_create_response = responses.create_service
     original_create = backend_class.create_service
     original_update = backend_class.update_service
     original_describe = backend_class.describe_services
@@ -202,6 +233,14 @@ def install() -> None:
             advance(self, service)
         return result, failures
 
+    def create_service_response(self):
+        result = original_create_response(self)
+        result.result["service"].deployment_configuration = copy.deepcopy(
+            self._get_param("deploymentConfiguration") or DEFAULT_DEPLOYMENT_CONFIGURATION
+        )
+        return result
+
     backend_class.create_service = create_service
+    responses.create_service = create_service_response
     backend_class.update_service = update_service
     backend_class.describe_services = describe_services

@@ -3,6 +3,7 @@ the console's `make run`, the benchmarks and their child processes all use it.""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_STALE_READS = "0.2"
 
 
 def free_port() -> int:
@@ -21,7 +23,11 @@ def free_port() -> int:
 
 def start_aws(port: int, env: dict[str, str] | None = None, quiet: bool = False) -> tuple[subprocess.Popen, str]:
     """The moto server on loopback, once it answers; returns it and its endpoint. `env` replaces
-    the child's environment (e.g. SANDBOX_ROLLOUT_SECONDS); `quiet` drops its output."""
+    the child's environment (e.g. SANDBOX_ROLLOUT_SECONDS); without it the child inherits ours,
+    with a small chance of stale ECS reads unless SANDBOX_STALE_READS says otherwise, so the demo
+    meets eventual consistency as AWS has it. `quiet` drops its output."""
+    if env is None:
+        env = {"SANDBOX_STALE_READS": DEMO_STALE_READS, **os.environ}
     output = subprocess.DEVNULL if quiet else None
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox.server", "--port", str(port)],

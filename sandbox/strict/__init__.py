@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 
 # One module per area; each has install(). Backup and DR rules slot in here the same way.
-RULES: tuple[str, ...] = ("sts", "elbv2", "cloudwatch")
+RULES: tuple[str, ...] = ("sts", "ecs", "elbv2", "cloudwatch")
 
 
 def install() -> None:

@@ -21,7 +21,6 @@ from opsconsole.runs.models import EnvironmentLock, Run, Status
 from opsconsole.runs.services import Refused, cancel
 from tests.deployments import stubs
 from tests.deployments.stubs import (
-    CIRCUIT_BREAKER,
     CLUSTER,
     CONTAINER,
     FAMILY,
@@ -155,7 +154,6 @@ def expect_update(aws: StubbedAws, task_definition: str, deployment_id: str, pre
             "cluster": CLUSTER,
             "service": SERVICE,
             "taskDefinition": task_definition,
-            "deploymentConfiguration": CIRCUIT_BREAKER,
         },
     )
 
@@ -297,7 +295,8 @@ def test_a_deploy_registers_the_same_definition_with_only_the_image_changed_and_
     assert "Migration task 0f5c3e8a9d1b4c7e8f2a6b3d9e1c4a7b started: python manage.py migrate" in events
     assert "Migrations finished with exit code 0." in events
     assert f"Registered {NEW_TASK_DEFINITION}." in events
-    assert f"Service updated (deployment {NEW_DEPLOYMENT}), circuit breaker on." in events
+    assert f"Service updated (deployment {NEW_DEPLOYMENT})." in events
+    assert "The service's deployment circuit breaker is on, with rollback." in events
     assert "Rollout in_progress: 1 of 2 tasks running." in events
     assert "Rollout completed." in events
     assert "Baked for 0s with no alarm." in events

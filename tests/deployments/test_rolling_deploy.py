@@ -50,3 +50,26 @@ def test_a_broken_release_is_rolled_back_automatically_and_the_environment_locke
     assert lock.run is None and lock.reason.startswith(f"Rolled back by run #{run.pk}")
     with pytest.raises(Refused, match="is locked by opsconsole"):
         request_deploy(staging_aws, good, users["deployer"])
+
+
+def test_with_the_services_circuit_breaker_off_the_rollout_timeout_rolls_a_broken_release_back(
+    users, staging_aws, releases, stack
+):
+    good = releases["v1.1.0"]
+    request_deploy(staging_aws, good, users["deployer"])
+    ecs = clients(stack.endpoint)("ecs")
+    off = {"deploymentCircuitBreaker": {"enable": False, "rollback": False}}
+    ecs.update_service(cluster=staging_aws.ecs_cluster, service=staging_aws.ecs_service, deploymentConfiguration=off)
+    staging_aws.rollout_timeout_seconds = 2
+    staging_aws.save()
+
+    run = request_deploy(staging_aws, releases["v1.3.0-broken"], users["deployer"])
+
+    run.refresh_from_db()
+    messages = list(run.events.values_list("message", flat=True))
+    assert run.status == Status.ROLLED_BACK, (run.error, messages)
+    assert run.error == "Rollout failed: the rollout did not complete within 2s"
+    assert any(m.startswith("The service's deployment circuit breaker is off") for m in messages)
+    assert service_image(stack, staging_aws) == good.image
+    service = ecs.describe_services(cluster=staging_aws.ecs_cluster, services=[staging_aws.ecs_service])["services"][0]
+    assert service["deploymentConfiguration"] == off  # the console left the service's setting alone

@@ -153,6 +153,7 @@ GROUPS: dict[str, dict] = {
             "tests/dr/test_guards.py",
             "tests/dr/test_concurrent_requests.py",
             "tests/dr/test_deploys_while_failed_over.py",
+            "tests/dr/test_lock_wait.py",
         ],
     },
     # Terraform: only a fresh saved plan of this environment is applied, after another person's yes.

@@ -9,6 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from opsconsole.access.models import TOKEN_PREFIX, ApiToken
+from opsconsole.audit.models import AuditEvent, Outcome
 
 pytestmark = pytest.mark.django_db
 
@@ -69,3 +70,15 @@ def test_a_token_request_needs_no_csrf_token(users):
         HTTP_AUTHORIZATION=f"Bearer {raw}",
     )
     assert response.status_code == 201, response.content
+
+
+def test_a_refused_token_request_is_audited_under_the_tokens_name(users):
+    _, raw = ApiToken.issue("ci", ["view"], created_by=users["admin"])
+    response = Client().post(
+        "/api/v1/runs",
+        data={"kind": "maintenance.selftest", "params": {"lines": 1, "delay_ms": 0}},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    assert response.status_code == 403
+    assert AuditEvent.objects.filter(outcome=Outcome.DENIED).values_list("actor_name", flat=True)[0] == "token:ci"

@@ -456,6 +456,12 @@ def test_each_workers_range_is_checked_against_the_event_before_it(sql, first_ra
     assert chain.verify_range(conninfo, 6, 10) == second_range
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_range_from_the_second_event_links_to_the_first_events_hash():
+    record_steps(3)
+    assert chain.verify_range(log._postgres_conninfo(), 2, 3) == (2, None, "")
+
+
 def test_rows_are_read_a_batch_at_a_time_from_where_the_last_batch_ended():
     stored = [(seq, f"event {seq}") for seq in range(1, 6)]
     asked = []

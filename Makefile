@@ -35,7 +35,8 @@ bench: install
 
 # Mutation testing of the guard functions (scripts/mutation.py, docs/testing.md): mutmut changes them
 # one small edit at a time and runs the tests that check each; prints killed/tested per module and
-# the survivors, fails below 90% in any module. Not part of `make test`: about 45 minutes on 2 cores.
+# the survivors, fails below 90% in any module. Not part of `make test`: over an hour on 2 cores
+# (per group: 5-30 minutes, docs/testing.md).
 # `make mutation GROUPS="approvals dr"` for some groups; output in var/mutation/.
 mutation: install
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[mutation]'

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 
 from deployments import prometheus
@@ -147,11 +148,13 @@ def start_task(ecs, poller: Poller, launch: dict) -> str:
     """RunTask, retried with backoff while ECS answers a transient failure; returns the task's ARN.
 
     RunTask reports a task it could not place in `failures` (with HTTP 200), not as an error, and
-    places nothing then, so trying again cannot start a second task.
+    places nothing then, so trying again cannot start a second task. An error answer (a 5xx, a
+    throttle) is retried by the poller with the same `clientToken`, so a call that did start the
+    task before its answer was lost cannot start a second one (ECS_Idempotency in the API reference).
     """
     delay = max(poller.interval, 0.05)
     for attempt in range(1, RUN_TASK_ATTEMPTS + 1):
-        started = poller.call(ecs.run_task, **launch)
+        started = poller.call(ecs.run_task, **launch, clientToken=str(uuid.uuid4()))
         if started.get("tasks"):
             return started["tasks"][0]["taskArn"]
         failures = started.get("failures", [])
@@ -584,12 +587,22 @@ def set_listener_weights(elbv2, poller: Poller, listener_arn: str, weights: dict
     if actions is None:
         raise StepFailed(f"The listener {listener_arn} has no forward to the blue or green target group.")
     poller.call(elbv2.modify_listener, ListenerArn=listener_arn, DefaultActions=actions)
-    rules = poller.call(elbv2.describe_rules, ListenerArn=listener_arn).get("Rules", [])
-    for rule in rules:
+    for rule in listener_rules(elbv2, poller, listener_arn):
         actions = None if rule.get("IsDefault") else _shifted(rule.get("Actions", []), weights)
         if actions is not None:
             poller.call(elbv2.modify_rule, RuleArn=rule["RuleArn"], Actions=actions)
             poller.log(f"Listener rule {rule.get('Priority')} shifted with the default action.")
+
+
+def listener_rules(elbv2, poller: Poller, listener_arn: str) -> list[dict]:
+    """Every rule of the listener: DescribeRules answers in pages (NextMarker)."""
+    rules, request = [], {"ListenerArn": listener_arn}
+    while True:
+        page = poller.call(elbv2.describe_rules, **request)
+        rules += page.get("Rules", [])
+        if not page.get("NextMarker"):
+            return rules
+        request["Marker"] = page["NextMarker"]
 
 
 def point_listener(elbv2, poller: Poller, listener_arn: str, target_group_arn: str) -> None:

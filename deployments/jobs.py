@@ -1,4 +1,4 @@
-"""The deploy and rollback run kinds: rolling (ECS circuit breaker) and blue/green.
+"""The deploy and rollback run kinds: rolling (ECS rolling update) and blue/green.
 
 Before the service is touched, a failure ends the run `failed` and AWS is unchanged. After it,
 any failure (rollout FAILED or timed out, an alarm, a smoke test, an AWS error, a cancel) rolls
@@ -209,12 +209,16 @@ class Deploy:
         self.deployment.environment.went_live(self.deployment.release_id)
         return {"task_definition": task_definition, "release": self.p["release"]["tag"]}
 
+    def uncancelable(self) -> Poller:
+        """The poller for what must finish once begun (a rollback, a shift back): a cancel, often
+        what brought us there, must not stop it halfway, leaving the service mid-change and the run
+        stuck, since rolling_back cannot become canceled."""
+        return dataclasses.replace(self.poller, check_cancel=lambda: None)
+
     def roll_back(self, previous: str, reason: str) -> dict:
         """Put the service back on `previous`, wait for it, lock the environment, end rolled_back."""
         p, ctx = self.p, self.ctx
-        # A cancel (often what brought us here) must not stop the rollback halfway: the service would
-        # be left mid-change and the run stuck, since rolling_back cannot become canceled.
-        poller = dataclasses.replace(self.poller, check_cancel=lambda: None)
+        poller = self.uncancelable()
         ctx.run.transition(Status.ROLLING_BACK, error=reason)
         ctx.log.warning("Rolling back to %s: %s", previous, reason)
         try:
@@ -229,14 +233,12 @@ class Deploy:
         return {"rolled_back_to": previous, "reason": reason}
 
     def _put_back(self, poller: Poller, previous: str, reason: str) -> None:
-        p, ctx = self.p, self.ctx
-        service = ecs.describe_service(self.ecs, poller, p["ecs_cluster"], p["ecs_service"])
-        if service.task_definition == previous:
-            ctx.log.info("ECS's circuit breaker already put the service back on %s.", previous)
-            deployments = service.description.get("deployments", [])
-            deployment_id = next((d.get("id", "") for d in deployments if d.get("status") == "PRIMARY"), "")
-        else:
-            deployment_id = ecs.update_service(self.ecs, poller, p["ecs_cluster"], p["ecs_service"], previous)
+        p = self.p
+        # Always UpdateService, never "the service already reads as `previous`": a read may be stale
+        # (ECS is eventually consistent) while our revision still rolls out. UpdateService's answer is
+        # not stale, and with the task definition ECS's circuit breaker already put back it starts no
+        # new deployment: its PRIMARY is the one to follow either way.
+        deployment_id = ecs.update_service(self.ecs, poller, p["ecs_cluster"], p["ecs_service"], previous)
         rollout = ecs.wait_for_rollout(
             self.ecs, poller, p["ecs_cluster"], p["ecs_service"], previous, deployment_id, p["rollout_timeout_seconds"]
         )
@@ -362,8 +364,15 @@ class Deploy:
         except (StepFailed, Canceled, Exception) as failure:  # noqa: B014
             reason = "canceled by an operator" if isinstance(failure, Canceled) else str(failure)
             ctx.run.transition(Status.ROLLING_BACK, error=reason)
-            with ctx.step("Shift traffic back"):
-                ecs.set_listener_weights(elbv2, self.poller, p["listener_arn"], {groups[live]: 100, groups[idle]: 0})
+            try:
+                with ctx.step("Shift traffic back"):
+                    # As roll_back: the cancel that brought us here must not stop the shift back halfway.
+                    ecs.set_listener_weights(
+                        elbv2, self.uncancelable(), p["listener_arn"], {groups[live]: 100, groups[idle]: 0}
+                    )
+            except BaseException as exc:
+                lock_after_rollback(ctx.run, f"{reason}; shifting traffic back failed: {exc}", completed=False)
+                raise
             lock_after_rollback(ctx.run, reason)
             ctx.log.warning("All traffic back on %s: %s", live, reason)
             return {"live_color": live, "reason": reason}
@@ -373,7 +382,8 @@ class Deploy:
             return {"live_color": idle, "task_definition": new}
         with ctx.step(f"{SCALE_DOWN} ({live})"):
             try:
-                ecs.scale_service(self.ecs, self.poller, p["ecs_cluster"], services[live], 0)
+                # The deploy went live: a cancel now must not turn it into a canceled run.
+                ecs.scale_service(self.ecs, self.uncancelable(), p["ecs_cluster"], services[live], 0)
             except (ClientError, BotoCoreError) as failure:  # the deploy is done: say so, do not undo it
                 ctx.log.warning("%s is live, but %s could not be scaled down: %s", idle, services[live], failure)
             else:

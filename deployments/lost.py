@@ -57,7 +57,7 @@ def service_left_behind(run: Run) -> tuple[str, dict]:
         on = "kept" if live_share and live_share == sum(weights.values()) else "split" if live_share else "new"
         new_text = f"the new task definition {new}" if new else "no new task definition yet"
         what = {
-            "kept": f"all traffic still goes to {live}, the live colour; {idle} has {new_text}, unused",
+            "kept": f"all traffic still goes to {live}, the live colour; {idle} has {new_text} and may still run tasks",
             "new": f"all traffic goes to {idle}, with {new_text}; the deploy's checks did not finish: verify it",
             "split": "traffic is SPLIT: "
             + ", ".join(f"{colour} {weight:g}%" for colour, weight in weights.items())

@@ -67,8 +67,8 @@ resource "aws_cloudwatch_metric_alarm" "bake" {
 
 # Unhealthy hosts in either colour. The bake watches this composite alarm, not the per-colour
 # ones: an alarm on the blue target group alone would stay quiet while green serves the traffic
-# after a blue/green deploy, and the idle colour is the instant rollback target, so it must be
-# healthy too. The console reads composite alarms (DescribeAlarms with AlarmTypes).
+# after a blue/green deploy, and while both colours run (during a deploy, or with the old colour
+# kept, BLUE_GREEN_SCALE_DOWN=false) the idle one must be healthy too. The console reads composite alarms (DescribeAlarms with AlarmTypes).
 resource "aws_cloudwatch_composite_alarm" "unhealthy_hosts" {
   alarm_name        = "${local.name}-api-unhealthy-hosts"
   alarm_description = "An API task fails its health check, in the blue or the green target group."

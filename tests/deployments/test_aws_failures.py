@@ -13,6 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from botocore.stub import ANY
 
 from deployments import ecs, jobs
 from deployments.models import Deployment, Release
@@ -198,8 +199,7 @@ def expect_circuit_breaker_rolled_back(aws: StubbedAws, *, events=None) -> None:
 
 
 def expect_our_rollback_completes(aws: StubbedAws) -> None:
-    """The service is still on the new revision: roll back with update_service, then it completes."""
-    expect_service(aws, NEW_TASK_DEFINITION, [ours("COMPLETED", running=2)])
+    """Roll back with update_service to the old revision, then it completes."""
     expect_update(aws, OLD_TASK_DEFINITION, OUR_ROLLBACK, [ours("COMPLETED", status="ACTIVE", running=2)])
     expect_service(
         aws,
@@ -260,6 +260,7 @@ def test_a_deploy_registers_the_same_definition_with_only_the_image_changed_and_
             "overrides": {"containerOverrides": [{"name": CONTAINER, "command": MIGRATE}]},
             "networkConfiguration": NETWORK,
             "launchType": "FARGATE",
+            "clientToken": ANY,
         },
     )
     describe_task = {"cluster": CLUSTER, "tasks": [MIGRATION_TASK]}
@@ -316,18 +317,18 @@ def test_a_rollout_the_circuit_breaker_fails_ends_rolled_back_with_its_reason_an
     expect_read_and_register(aws, release)
     expect_deploy_update(aws)
     expect_circuit_breaker_rolled_back(aws)
-    # The roll back: ECS already put the old revision back as PRIMARY, and it completes.
-    done = deployment(ECS_ROLLBACK, OLD_TASK_DEFINITION, rollout_state="COMPLETED", running=2, reason="done")
+    # The roll back: ECS already put the old revision back as PRIMARY, so UpdateService to it starts
+    # no deployment and answers with ECS's own; that one is followed, and it completes.
     failed = ours("FAILED", status="ACTIVE", reason=CIRCUIT_BREAKER_REASON, running=0)
-    expect_service(aws, OLD_TASK_DEFINITION, [done, failed])
+    expect_update(aws, OLD_TASK_DEFINITION, ECS_ROLLBACK, [failed])
+    done = deployment(ECS_ROLLBACK, OLD_TASK_DEFINITION, rollout_state="COMPLETED", running=2, reason="done")
     expect_service(aws, OLD_TASK_DEFINITION, [done])
 
     run = deploy(environment, release, users)
 
     assert_rolled_back_and_locked(run, environment, f"Rollout failed: {CIRCUIT_BREAKER_REASON}")
     aws.assert_no_pending_responses()
-    assert [p["taskDefinition"] for p in aws.params("update_service")] == [NEW_TASK_DEFINITION]
-    assert f"ECS's circuit breaker already put the service back on {OLD_TASK_DEFINITION}." in messages(run)
+    assert [p["taskDefinition"] for p in aws.params("update_service")] == [NEW_TASK_DEFINITION, OLD_TASK_DEFINITION]
     assert steps(run) == [
         (jobs.READ, "done"),
         (jobs.REGISTER, "done"),
@@ -352,8 +353,7 @@ def test_a_rollout_that_outlasts_its_timeout_is_rolled_back_to_the_old_task_defi
     expect_deploy_update(aws)
     expect_service(aws, NEW_TASK_DEFINITION, [ours("IN_PROGRESS")])
     expect_service(aws, NEW_TASK_DEFINITION, [ours("IN_PROGRESS")])
-    # The roll back: the service is still on the new revision, so we point it back ourselves.
-    expect_service(aws, NEW_TASK_DEFINITION, [ours("IN_PROGRESS")])
+    # The roll back: we point the service back ourselves.
     expect_update(aws, OLD_TASK_DEFINITION, OUR_ROLLBACK, [ours("IN_PROGRESS", status="ACTIVE")])
     expect_service(
         aws,
@@ -500,8 +500,8 @@ def test_a_task_ecs_cannot_place_is_logged_and_the_failed_rollout_rolled_back(aw
     expect_service(aws, NEW_TASK_DEFINITION, [ours("IN_PROGRESS", running=0)], [steady_state])
     expect_service(aws, NEW_TASK_DEFINITION, [ours("IN_PROGRESS", running=0)], [placement, steady_state])
     expect_circuit_breaker_rolled_back(aws, events=[rolling_back, placement, steady_state])
+    expect_update(aws, OLD_TASK_DEFINITION, ECS_ROLLBACK, [])
     done = deployment(ECS_ROLLBACK, OLD_TASK_DEFINITION, rollout_state="COMPLETED", running=2, reason="done")
-    expect_service(aws, OLD_TASK_DEFINITION, [done])
     expect_service(aws, OLD_TASK_DEFINITION, [done])
 
     run = deploy(environment, release, users)
@@ -522,7 +522,7 @@ def test_a_rollback_that_itself_fails_ends_failed_telling_to_check_the_service_a
     expect_deploy_update(aws)
     expect_circuit_breaker_rolled_back(aws)
     failed = ours("FAILED", status="ACTIVE", reason=CIRCUIT_BREAKER_REASON, running=0)
-    expect_service(aws, OLD_TASK_DEFINITION, [deployment(ECS_ROLLBACK, OLD_TASK_DEFINITION, running=0), failed])
+    expect_update(aws, OLD_TASK_DEFINITION, ECS_ROLLBACK, [failed])
     rollback_reason = f"ECS deployment {ECS_ROLLBACK} failed: tasks failed to start."
     expect_service(
         aws,
@@ -566,7 +566,6 @@ def test_a_cancel_during_the_rollout_rolls_back_to_the_end_and_locks(aws, users,
     expect_deploy_update(aws)
     expect_service(aws, NEW_TASK_DEFINITION, [ours("IN_PROGRESS")])
     # The roll back takes two polls: the cancel that started it must not stop it halfway.
-    expect_service(aws, NEW_TASK_DEFINITION, [ours("IN_PROGRESS")])
     expect_update(aws, OLD_TASK_DEFINITION, OUR_ROLLBACK, [ours("IN_PROGRESS", status="ACTIVE")])
     expect_service(aws, OLD_TASK_DEFINITION, [deployment(OUR_ROLLBACK, OLD_TASK_DEFINITION, running=1)])
     expect_service(

@@ -75,13 +75,31 @@ def test_run_task_failures_that_pass_are_retried_with_backoff(aws, users, enviro
 
     assert run.status == Status.SUCCEEDED, (run.error, messages(run))
     aws.assert_no_pending_responses()
-    assert len(aws.params("run_task")) == 3
+    tokens = [params["clientToken"] for params in aws.params("run_task")]
+    assert len(set(tokens)) == 3  # nothing was placed: each attempt is a new request
     retries = [m for m in messages(run) if m.startswith("ECS could not place the migration task")]
     assert retries[0].startswith(f"ECS could not place the migration task (RESOURCE:ENI {CLUSTER_ARN}); retrying")
     assert retries[1].startswith(f"ECS could not place the migration task ({CAPACITY} {CLUSTER_ARN}); retrying")
     assert [r[-12:] for r in retries] == ["(attempt 1).", "(attempt 2)."]
     assert pauses[1] == 2 * pauses[0]  # backoff
     assert "Migrations finished with exit code 0." in messages(run)
+
+
+def test_run_task_answered_with_an_error_is_retried_with_the_same_client_token(aws, users, environment, release):
+    """A 5xx may come after ECS started the task: the retry must be the same request (clientToken,
+    ECS_Idempotency in the API reference), or a lost answer starts a second migration."""
+    configure(environment, migration_command=MIGRATE)
+    expect_read_and_register(aws, release)
+    aws.ecs.add_client_error("run_task", service_error_code="ServerException", http_status_code=500)
+    aws.ecs.add_response("run_task", stubs.run_task())
+    expect_migration_succeeds_and_the_deploy_completes(aws)
+
+    run = deploy(environment, release, users)
+
+    assert run.status == Status.SUCCEEDED, (run.error, messages(run))
+    aws.assert_no_pending_responses()
+    first, second = aws.params("run_task")
+    assert first["clientToken"] and first["clientToken"] == second["clientToken"]
 
 
 def test_run_task_failures_that_do_not_pass_fail_the_deploy_after_the_attempts(

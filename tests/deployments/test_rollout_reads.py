@@ -78,9 +78,10 @@ def test_a_rollback_ecs_began_before_our_deployment_was_ever_shown_is_a_rollback
     expect_service(
         aws, OLD_TASK_DEFINITION, [deployment(ECS_ROLLBACK, OLD_TASK_DEFINITION, running=1)], [rolling_back, steady]
     )
-    # The roll back: ECS already put the old revision back, and it completes.
+    # The roll back: ECS already put the old revision back; UpdateService to it answers with ECS's
+    # deployment, which completes.
+    expect_update(aws, OLD_TASK_DEFINITION, ECS_ROLLBACK, [])
     done = deployment(ECS_ROLLBACK, OLD_TASK_DEFINITION, rollout_state="COMPLETED", running=2, reason="done")
-    expect_service(aws, OLD_TASK_DEFINITION, [done])
     expect_service(aws, OLD_TASK_DEFINITION, [done])
 
     run = deploy(environment, release, users)
@@ -90,7 +91,7 @@ def test_a_rollback_ecs_began_before_our_deployment_was_ever_shown_is_a_rollback
     )
     assert_rolled_back_and_locked(run, environment, reason)
     aws.assert_no_pending_responses()
-    assert [p["taskDefinition"] for p in aws.params("update_service")] == [NEW_TASK_DEFINITION]
+    assert [p["taskDefinition"] for p in aws.params("update_service")] == [NEW_TASK_DEFINITION, OLD_TASK_DEFINITION]
 
 
 def test_reads_that_never_show_our_deployment_end_the_rollout_after_the_bound(
@@ -102,9 +103,11 @@ def test_reads_that_never_show_our_deployment_end_the_rollout_after_the_bound(
     expect_deploy_update(aws)
     for _ in range(3):
         expect_service(aws, OLD_TASK_DEFINITION, stale())
-    # The roll back reads the service back on the old revision, so it is not updated again.
-    expect_service(aws, OLD_TASK_DEFINITION, stale())
-    expect_service(aws, OLD_TASK_DEFINITION, stale())
+    # The roll back does not trust a read that shows the old revision (it may be as stale as these):
+    # it updates the service back and follows the deployment UpdateService answered.
+    expect_update(aws, OLD_TASK_DEFINITION, ECS_ROLLBACK, [ours("IN_PROGRESS", status="ACTIVE")])
+    done = deployment(ECS_ROLLBACK, OLD_TASK_DEFINITION, rollout_state="COMPLETED", running=2, reason="done")
+    expect_service(aws, OLD_TASK_DEFINITION, [done])
 
     run = deploy(environment, release, users)
 
@@ -113,6 +116,7 @@ def test_reads_that_never_show_our_deployment_end_the_rollout_after_the_bound(
     )
     aws.assert_no_pending_responses()
     assert messages(run).count(f"DescribeServices does not show the deployment {NEW_DEPLOYMENT} yet; waiting.") == 2
+    assert [p["taskDefinition"] for p in aws.params("update_service")] == [NEW_TASK_DEFINITION, OLD_TASK_DEFINITION]
 
 
 @pytest.mark.parametrize(
@@ -150,7 +154,6 @@ def test_the_service_keeps_its_own_circuit_breaker_and_without_it_the_timeout_ro
         "update_service", updated, {"cluster": stubs.CLUSTER, "service": SERVICE, "taskDefinition": NEW_TASK_DEFINITION}
     )
     # Without the breaker, ECS keeps starting tasks that fail: the rollout stays IN_PROGRESS.
-    expect_service(aws, NEW_TASK_DEFINITION, [ours("IN_PROGRESS", running=0), old])
     expect_service(aws, NEW_TASK_DEFINITION, [ours("IN_PROGRESS", running=0), old])
     expect_service(aws, NEW_TASK_DEFINITION, [ours("IN_PROGRESS", running=0), old])
     expect_update(aws, OLD_TASK_DEFINITION, OUR_ROLLBACK, [ours("IN_PROGRESS", status="ACTIVE", running=0)])

@@ -63,15 +63,23 @@ def describe_service(ecs, poller: Poller, cluster: str, service: str) -> Service
 
 
 def require_ecs_controller(service: Service, name: str) -> None:
-    """Refuse a service ECS does not roll out itself: UpdateService cannot change its task
-    definition, and its rollouts do not show in `deployments`."""
-    if service.controller == "ECS":
-        return
-    by = FOREIGN_CONTROLLERS.get(service.controller, f"a {service.controller} deployment controller")
-    raise StepFailed(
-        f"ECS service {name} is deployed by {by}: its deploymentController is {service.controller}, and the "
-        "console deploys only services whose deploymentController is ECS (rolling updates)."
-    )
+    """Refuse a service ECS does not roll out itself (UpdateService cannot change its task
+    definition, and its rollouts do not show in `deployments`), and one ECS rolls out with its own
+    blue/green, linear or canary strategy (ECS would move the load balancer's traffic itself,
+    against the console's steps)."""
+    if service.controller != "ECS":
+        by = FOREIGN_CONTROLLERS.get(service.controller, f"a {service.controller} deployment controller")
+        raise StepFailed(
+            f"ECS service {name} is deployed by {by}: its deploymentController is {service.controller}, and the "
+            "console deploys only services whose deploymentController is ECS (rolling updates)."
+        )
+    strategy = service.description.get("deploymentConfiguration", {}).get("strategy", "ROLLING")
+    if strategy != "ROLLING":
+        raise StepFailed(
+            f"ECS service {name} uses ECS's own {strategy} deployment strategy: ECS would shift its load "
+            "balancer's traffic itself, against the console's steps. The console deploys services whose "
+            "deploymentConfiguration.strategy is ROLLING (its blue/green uses two such services)."
+        )
 
 
 def register_revision(ecs, poller: Poller, current_arn: str, container: str, image: str) -> str:

@@ -141,6 +141,23 @@ def test_a_service_another_controller_deploys_is_refused_before_anything_changes
     assert not EnvironmentLock.objects.filter(environment=environment).exists()
 
 
+@pytest.mark.parametrize("strategy", ["BLUE_GREEN", "LINEAR", "CANARY"])
+def test_a_service_ecs_deploys_with_its_own_strategy_is_refused_before_anything_changes(
+    aws, users, environment, release, strategy
+):
+    described = stubs.steady()
+    described["services"][0]["deploymentConfiguration"]["strategy"] = strategy
+    aws.ecs.add_response("describe_services", described, DESCRIBE_SERVICE)
+
+    run = deploy(environment, release, users)
+
+    assert run.status == Status.FAILED, (run.error, messages(run))
+    aws.assert_no_pending_responses()
+    assert aws.operations() == ["describe_services"]
+    assert run.error.startswith(f"ECS service {SERVICE} uses ECS's own {strategy} deployment strategy")
+    assert run.error.endswith("Nothing was changed on the service.")
+
+
 def test_the_service_keeps_its_own_circuit_breaker_and_without_it_the_timeout_rolls_back(
     aws, users, environment, release, monkeypatch
 ):

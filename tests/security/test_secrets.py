@@ -129,8 +129,9 @@ def add_a_secret_to_the_task_definition(environment, secret: str) -> None:
     current = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     containers = current["containerDefinitions"]
     containers[0]["environment"] = [{"name": "API_TOKEN", "value": secret}]
+    kept = ("family", "cpu", "memory", "networkMode", "requiresCompatibilities", "executionRoleArn", "taskRoleArn")
     arn = ecs.register_task_definition(
-        family=current["family"], cpu=current["cpu"], memory=current["memory"], containerDefinitions=containers
+        **{key: current[key] for key in kept if key in current}, containerDefinitions=containers
     )["taskDefinition"]["taskDefinitionArn"]
     ecs.update_service(cluster=environment.ecs_cluster, service=environment.ecs_service, taskDefinition=arn)
 

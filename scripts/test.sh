@@ -23,8 +23,7 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1;
 fi
 
 .venv/bin/ruff check .
-# In parallel (pytest-xdist): TEST_WORKERS processes (4 on 2 cores: many tests wait on workers, servers
-# and Chromium), each with its own test database, Redis database and var directory (tests/testenv.py);
-# worksteal: an idle worker takes tests queued on a busy one, so a few long tests do not make a tail.
+# In parallel (pytest-xdist): TEST_WORKERS processes (3 on 2 cores: many tests wait on workers, servers
+# and Chromium), each with its own test database, Redis database and var directory (tests/testenv.py).
 # TEST_WORKERS=0 runs everything in one process.
-exec scripts/with-services.sh .venv/bin/python -m pytest -n "${TEST_WORKERS:-4}" --dist worksteal --durations=30 "$@"
+exec scripts/with-services.sh .venv/bin/python -m pytest -n "${TEST_WORKERS:-3}" --durations=30 "$@"
